@@ -1,0 +1,161 @@
+"""Grounded answers: the best 1–3 source sentences, verbatim, each with a citation — or abstain.
+
+Sentence vectors are computed at indexing time, so answering costs one query
+embedding plus a few dot products.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.index import Index
+from rag.retrieval import Hit, retrieve
+from rag.text import detect_lang, normalize, tokens
+
+MAX_QUESTION_CHARS = 2000
+
+NO_ANSWER = {
+    "fa": "منابع موجود به این پرسش پاسخ نمی‌دهند.",
+    "ar": "المصادر المتاحة لا تجيب عن هذا السؤال.",
+    "en": "The sources do not answer this question.",
+}
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked (empty, or nothing to search for)."""
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    source: str
+    title: str
+    start: int  # span of the cited sentence in the original document text
+    end: int
+    text: str
+    passage_id: str
+    passage_start: int
+    passage_end: int
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "doc_id": self.doc_id, "source": self.source, "title": self.title,
+                "start": self.start, "end": self.end, "text": self.text}
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation]
+    hits: list[Hit]
+    evidence: float  # the best sentence score, compared with the abstention threshold
+    threshold: float | None
+    lang: str
+    mode: str
+    timings_ms: dict = field(default_factory=dict)
+    sentences: tuple[str, ...] = ()
+
+    def to_dict(self, index: Index | None = None) -> dict:
+        passages = []
+        for h in self.hits:
+            d = {"doc_id": h.passage.doc_id, "start": h.passage.start, "end": h.passage.end,
+                 "text": h.passage.text, "score": round(h.score, 6)}
+            if index is not None:
+                d["source"] = index.documents[h.passage.doc_id].source
+            passages.append(d)
+        return {
+            "question": self.question, "answer": self.text, "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations], "passages": passages,
+            "evidence": round(self.evidence, 6),
+            "threshold": None if self.threshold is None else round(self.threshold, 6),
+            "lang": self.lang, "mode": self.mode, "timings_ms": self.timings_ms,
+        }
+
+
+def idf_overlap(q_tokens: list[str], s_tokens: set[str], df: dict[str, int]) -> float:
+    """Share of the question's IDF mass found in the sentence (0..1)."""
+    n = df.get("_n", 1)
+    total = found = 0.0
+    for t in set(q_tokens):
+        w = math.log(1 + n / (1 + df.get(t, 0)))
+        total += w
+        if t in s_tokens:
+            found += w
+    return found / total if total else 0.0
+
+
+def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, q_tokens: list[str],
+                    settings: Settings) -> list[tuple[float, int, Hit]]:
+    """(score, sentence index, hit) for the sentences of the top passages, best first."""
+    scored = []
+    for h in hits[: settings.answer_passages]:
+        for j in index.passage_sentences(h.index):
+            cos = float(index.sentence_vectors[j] @ q_vec)
+            lex = idf_overlap(q_tokens, set(tokens(index.sentence_text(j))), index.df)
+            scored.append((cos + settings.lexical_weight * lex, j, h))
+    scored.sort(key=lambda t: -t[0])
+    return scored
+
+
+def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings) -> list[tuple[float, int, Hit]]:
+    """The best sentence, plus up to max_sentences-1 close runners-up that add something new."""
+    if not scored:
+        return []
+    best = scored[0][0]
+    chosen = [scored[0]]
+    seen = {" ".join(normalize(index.sentence_text(scored[0][1])).split())}
+    for s, j, h in scored[1:]:
+        if len(chosen) >= settings.max_sentences or s < best - settings.sentence_margin:
+            break
+        key = " ".join(normalize(index.sentence_text(j)).split())
+        if key in seen or any(float(index.sentence_vectors[j] @ index.sentence_vectors[c[1]]) > 0.92 for c in chosen):
+            continue
+        seen.add(key)
+        chosen.append((s, j, h))
+    return chosen
+
+
+def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
+           mode: str | None = None, k: int | None = None) -> Answer:
+    """Answer from the index's sentences, with citations, or abstain."""
+    t0 = time.perf_counter()
+    question = " ".join((question or "").split())
+    if not question:
+        raise QuestionError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
+    mode = mode or settings.mode
+    lang = detect_lang(question)
+    q_vec = embedder.embed_queries([question])[0]
+    t1 = time.perf_counter()
+    k = k or settings.k
+    hits = retrieve(index, question, q_vec, settings, mode=mode, k=max(k, settings.answer_passages))
+    t2 = time.perf_counter()
+    q_tokens = tokens(question)
+    scored = score_sentences(index, hits, q_vec, q_tokens, settings)
+    threshold = settings.abstain_threshold if settings.abstain_threshold is not None else index.abstain_threshold
+    evidence = scored[0][0] if scored else float("-inf")
+    abstained = not scored or (threshold is not None and evidence < threshold)
+    citations: list[Citation] = []
+    parts: list[str] = []
+    if not abstained:
+        for n, (_, j, h) in enumerate(select(scored, index, settings), start=1):
+            doc = index.documents[h.passage.doc_id]
+            s, e = int(index.sent_start[j]), int(index.sent_end[j])
+            citations.append(Citation(n, doc.id, doc.source, doc.title, s, e, doc.text[s:e],
+                                      h.passage.id, h.passage.start, h.passage.end))
+            parts.append(f"{doc.text[s:e]} [{n}]")
+    text = " ".join(parts) if parts else NO_ANSWER.get(lang, NO_ANSWER["en"])
+    t3 = time.perf_counter()
+    timings = {"embed": round((t1 - t0) * 1000, 1), "retrieve": round((t2 - t1) * 1000, 1),
+               "select": round((t3 - t2) * 1000, 1), "total": round((t3 - t0) * 1000, 1)}
+    return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
+                  lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations))

@@ -1,0 +1,190 @@
+"""The `rag` command: argument parsing and printing only; the work lives in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rag.config import MODES, Settings
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line on stderr, exit status 2."""
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(
+        corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
+        model=getattr(args, "model", None), k=getattr(args, "k", None), mode=getattr(args, "mode", None),
+    )
+
+
+def _print_answer(ans, index, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(ans.to_dict(index), ensure_ascii=False), flush=True)
+        return
+    print(ans.text)
+    for c in ans.citations:
+        print(f"  [{c.n}] {c.title} — {c.source} [{c.start}:{c.end}]")
+    if ans.abstained and ans.hits:
+        print("  closest passages:")
+        for h in ans.hits[:3]:
+            doc = index.documents[h.passage.doc_id]
+            print(f"   - {doc.source} [{h.passage.start}:{h.passage.end}] {h.passage.text[:100]}…")
+    print(flush=True)
+
+
+def cmd_ask(args) -> int:
+    from rag.answer import QuestionError
+    from rag.engine import Engine
+
+    settings = _settings(args)
+    engine = Engine(settings)
+    questions = sys.stdin if args.question == "-" else [args.question]
+    if args.question != "-" and not args.question.strip():
+        raise CliError("the question is empty")
+    index = engine.index  # fail early (missing index) before reading stdin
+    status = 0
+    for q in questions:
+        q = q.rstrip("\n")
+        if args.question == "-" and not q.strip():
+            continue
+        try:
+            ans = engine.ask(q, mode=args.mode, k=args.k)
+        except QuestionError as e:
+            if args.question != "-":
+                raise CliError(str(e)) from e
+            print(f"error: {e}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"question": q, "error": str(e)}, ensure_ascii=False), flush=True)
+            status = 2
+            continue
+        _print_answer(ans, index, args.json)
+    return status
+
+
+def cmd_index(args) -> int:
+    from rag.engine import Engine
+
+    engine = Engine(_settings(args))
+    report = engine.build(progress=not args.quiet)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        print(f"indexed {report.documents} documents → {report.passages} passages, {report.sentences} sentences "
+              f"({report.embedded_passages} passages and {report.embedded_sentences} sentences embedded, "
+              f"{report.reused} reused) in {report.seconds:.1f} s → {engine.settings.relative(report.path)}")
+        if report.skipped:
+            print(f"skipped {len(report.skipped)} file(s): " + "; ".join(f"{s.source} ({s.reason})" for s in report.skipped))
+    return 0
+
+
+def cmd_model(args) -> int:
+    from rag.models import ensure_model
+
+    settings = _settings(args)
+    path = ensure_model(settings.model, settings.models_dir, progress=True)
+    print(f"model {settings.model} ready at {path}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from rag.index import Index
+
+    settings = _settings(args)
+    idx = Index.load(settings.index_dir, settings, verify=False)
+    m = idx.manifest
+    info = {"index": str(idx.path), "model": m["model"], "built_at": m["built_at"], "corpus": m["corpus"],
+            "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold}
+    print(json.dumps(info, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """Make sure the model and the index are ready, then start the chat app on localhost."""
+    from rag.engine import Engine
+
+    settings = _settings(args)
+    if not args.no_index:
+        report = Engine(settings).ensure_index(progress=True)
+        print("index is up to date" if report is None else f"indexed {report.documents} documents", file=sys.stderr)
+    app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    env = dict(os.environ, RAG_PROJECT_ROOT=str(settings.project_root), RAG_CORPUS_DIR=str(settings.corpus_dir),
+               RAG_INDEX_DIR=str(settings.index_dir), RAG_MODEL=settings.model)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
+           "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    print(f"opening the chat app at http://{args.address}:{args.port}", file=sys.stderr)
+    os.execvpe(cmd[0], cmd, env)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="Grounded question answering over corpus/ with citations.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, corpus=True):
+        if corpus:
+            sp.add_argument("--corpus", type=Path, help="corpus folder (default: corpus/)")
+        sp.add_argument("--index", type=Path, help="index folder (default: index/)")
+        sp.add_argument("--model", help="embedding model: a known name or a sentence-transformers folder")
+
+    sp = sub.add_parser("index", help="build or update the index of the corpus")
+    common(sp)
+    sp.add_argument("--json", action="store_true", help="print the build report as JSON")
+    sp.add_argument("--quiet", action="store_true", help="no progress output")
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("ask", help="answer a question (or '-' to read one per line from stdin)")
+    sp.add_argument("question")
+    common(sp, corpus=False)
+    sp.add_argument("--k", type=int, help="passages to retrieve (default 5)")
+    sp.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
+    sp.add_argument("--json", action="store_true", help="one JSON object per answer")
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("model", help="fetch and verify the embedding model")
+    sp.add_argument("action", choices=["fetch"])
+    sp.add_argument("--model", help="model name (default embeddinggemma-300m)")
+    sp.set_defaults(func=cmd_model)
+
+    sp = sub.add_parser("info", help="what the index holds")
+    common(sp, corpus=False)
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("serve", help="update the index if needed and open the chat app")
+    common(sp)
+    sp.add_argument("--port", type=int, default=8501)
+    sp.add_argument("--address", default="127.0.0.1", help="bind address (default localhost only)")
+    sp.add_argument("--no-index", action="store_true", help="do not build/update the index first")
+    sp.set_defaults(func=cmd_serve)
+
+    try:
+        from rag.evaluation import add_eval_parser
+    except ImportError:
+        pass
+    else:
+        add_eval_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from rag.answer import QuestionError
+    from rag.index import IndexProblem
+    from rag.models import ModelError
+
+    try:
+        return args.func(args)
+    except (CliError, IndexProblem, ModelError, QuestionError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The one typed settings object shared by the CLI, the app and the evaluation.
+
+Every field has a default; environment variables `RAG_<FIELD>` (upper case) override
+them, and callers override per call with `settings.replace(field=value)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["hybrid", "dense", "lexical"]
+MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
+
+
+def _default_models_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag" / "models"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where things live
+    project_root: Path = field(default_factory=Path.cwd)
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    models_dir: Path = field(default_factory=_default_models_dir)
+
+    # embedding model: a known name (see rag/models.py), a sentence-transformers
+    # folder, or a model name already in the local Hugging Face cache
+    model: str = "embeddinggemma-300m"
+    dim: int = 0  # 0 = the model's full dimension; else Matryoshka truncation
+    batch_size: int = 16
+
+    # chunking (characters); passages must fit the model's 512-token window
+    chunk_size: int = 800
+    chunk_overlap: int = 0
+    faiss: Literal["flat", "hnsw"] = "flat"
+
+    # retrieval
+    k: int = 5
+    mode: Mode = "hybrid"
+    candidates: int = 50  # per retriever, before fusion
+    dense_weight: float = 0.7  # hybrid: weight of the dense ranking in weighted RRF
+    rrf_k: int = 60
+
+    # answering
+    answer_passages: int = 3  # sentences are taken from this many top passages
+    max_sentences: int = 3
+    sentence_margin: float = 0.08  # extra sentences must score within this of the best
+    lexical_weight: float = 0.3  # sentence score = cosine + lexical_weight * overlap
+    abstain_threshold: float | None = None  # None = the index's calibrated value
+
+    def __post_init__(self) -> None:
+        root = Path(self.project_root).resolve()
+        object.__setattr__(self, "project_root", root)
+        for name in ("corpus_dir", "index_dir"):
+            p = Path(getattr(self, name)).expanduser()
+            object.__setattr__(self, name, p if p.is_absolute() else root / p)
+        object.__setattr__(self, "models_dir", Path(self.models_dir).expanduser())
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.chunk_size < 100:
+            raise ValueError("chunk_size must be at least 100 characters")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError("chunk_overlap must be >= 0 and smaller than chunk_size")
+        if self.k < 1:
+            raise ValueError("k must be at least 1")
+
+    def replace(self, **changes) -> Settings:
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        """Defaults, then RAG_* environment variables, then explicit overrides."""
+        values: dict = {}
+        for f in dataclasses.fields(cls):
+            raw = os.environ.get(f"RAG_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = str(f.type)
+            if "int" in kind and "float" not in kind:
+                values[f.name] = int(raw)
+            elif "float" in kind:
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def relative(self, path: Path) -> str:
+        """A path as shown to users: relative to the project root when inside it."""
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.project_root).as_posix()
+        except ValueError:
+            return path.as_posix()

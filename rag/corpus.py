@@ -1,0 +1,240 @@
+"""Reading a corpus folder into Documents: formats, encodings, de-duplication, ids.
+
+`load_corpus(dir)` never raises for a bad file: it reports the file by name in
+`CorpusLoad.skipped` and goes on, so one broken file loses nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from rag.text import detect_lang, normalize
+
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str  # content hash of the text
+    source: str  # path relative to the project root (jsonl: "path#line")
+    title: str
+    text: str  # what is shown and cited; offsets refer to this
+    lang: str
+    url: str = ""
+    date: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CorpusLoad:
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+class UnreadableFile(ValueError):
+    """A file that cannot be decoded or is not text."""
+
+
+def doc_id(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def decode(data: bytes) -> str:
+    """Bytes → text: UTF-8 (with or without BOM), UTF-16, else Windows-1256."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if data and data.count(b"\x00") > len(data) // 4:  # UTF-16 without BOM
+        even_nuls = data[0::2].count(b"\x00")
+        codec = "utf-16-be" if even_nuls > len(data) // 4 else "utf-16-le"
+        try:
+            return data.decode(codec)
+        except UnicodeDecodeError as e:
+            raise UnreadableFile("binary file (not text)") from e
+    if b"\x00" in data:
+        raise UnreadableFile("binary file (not text)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        try:
+            text = data.decode("cp1256")
+        except UnicodeDecodeError:
+            raise UnreadableFile(f"not valid UTF-8 (byte {err.start}) nor Windows-1256") from err
+        letters = sum(ch.isalpha() for ch in text)
+        arabic = sum("\u0600" <= ch <= "\u06ff" for ch in text)
+        if letters and arabic / letters > 0.3:
+            return text
+        raise UnreadableFile(f"not valid UTF-8: bad byte at offset {err.start}") from err
+
+
+def clean(text: str) -> str:
+    """Unify line ends, drop control characters and repeated paragraphs (kept: first copy)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch in "\n\t" or ch >= " " or ch == "\u200c")
+    seen: set[str] = set()
+    kept: list[str] = []
+    for line in text.split("\n"):
+        key = " ".join(normalize(line).split())
+        if len(key) >= 20:
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(line)
+    text = "\n".join(kept)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+class _HTMLText(HTMLParser):
+    _BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "blockquote"}
+    _SKIP = {"script", "style", "noscript", "template", "head"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title = ""
+        self._skip = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "title":
+            self._in_title = True
+        elif tag in self._SKIP:
+            self._skip += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+        elif tag in self._SKIP:
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+        elif not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """(title, text) of an HTML page: visible text only, scripts and styles dropped."""
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).split("\n")]
+    return " ".join(parser.title.split()), "\n".join(line for line in lines if line)
+
+
+def _title_from(text: str) -> str:
+    first = next((line.strip() for line in text.split("\n") if line.strip()), "")
+    first = first.lstrip("# ").strip()
+    return first if len(first) <= 120 else first[:117].rsplit(" ", 1)[0] + "…"
+
+
+def make_document(text: str, source: str, title: str = "", url: str = "", date: str = "", id: str = "") -> Document | None:
+    text = clean(text)
+    if not any(ch.isalnum() for ch in text):
+        return None
+    return Document(
+        id=id or doc_id(text),
+        source=source,
+        title=" ".join(title.split()) or _title_from(text),
+        text=text,
+        lang=detect_lang(text[:5000]),
+        url=url,
+        date=date,
+    )
+
+
+def read_file(path: Path, source: str) -> tuple[list[Document], list[Skipped]]:
+    """Documents of one file, and what was skipped in it (with the reason)."""
+    size = path.stat().st_size
+    if size == 0:
+        return [], [Skipped(source, "empty file")]
+    if size > MAX_FILE_BYTES:
+        return [], [Skipped(source, f"file too large ({size // 2**20} MiB > {MAX_FILE_BYTES // 2**20} MiB)")]
+    text = decode(path.read_bytes())
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _read_jsonl(text, source)
+    title = ""
+    if suffix in (".html", ".htm"):
+        title, text = html_to_text(text)
+    doc = make_document(text, source, title=title)
+    if doc is None:
+        return [], [Skipped(source, "no text (empty, white space or punctuation only)")]
+    return [doc], []
+
+
+def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
+    docs, skipped = [], []
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{source}#{n}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            skipped.append(Skipped(where, f"invalid JSON: {e.msg}"))
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            skipped.append(Skipped(where, "a line needs an object with a string field 'text'"))
+            continue
+        doc = make_document(
+            rec["text"], where, title=str(rec.get("title") or ""), url=str(rec.get("url") or ""),
+            date=str(rec.get("date") or ""), id=str(rec.get("id") or ""),
+        )
+        if doc is None:
+            skipped.append(Skipped(where, "no text"))
+        else:
+            docs.append(doc)
+    return docs, skipped
+
+
+def load_corpus(corpus_dir: Path, project_root: Path | None = None) -> CorpusLoad:
+    """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder not found: {corpus_dir}")
+    root = Path(project_root or corpus_dir.parent).resolve()
+    docs: dict[str, Document] = {}
+    skipped: list[Skipped] = []
+    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
+        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
+            continue
+        try:
+            source = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            source = path.as_posix()
+        if path.suffix.lower() not in SUFFIXES:
+            skipped.append(Skipped(source, f"unsupported file type (use {' '.join(SUFFIXES)})"))
+            continue
+        try:
+            found, bad = read_file(path, source)
+        except (OSError, UnreadableFile, UnicodeDecodeError) as e:
+            skipped.append(Skipped(source, str(e) or type(e).__name__))
+            continue
+        skipped.extend(bad)
+        for doc in found:
+            if doc.id in docs:
+                skipped.append(Skipped(doc.source, f"duplicate of {docs[doc.id].source}"))
+            else:
+                docs[doc.id] = doc
+    return CorpusLoad(list(docs.values()), skipped)

@@ -1,0 +1,129 @@
+"""Embedders: one interface, the sentence-transformers implementation, and a fast
+deterministic one for tests. All return L2-normalised float32 arrays of shape (n, dim).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from rag.text import normalize, tokens
+
+
+class Embedder(ABC):
+    model_id: str  # stored in the index manifest
+    weights_sha256: str
+    dim: int
+
+    @abstractmethod
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    @abstractmethod
+    def embed_documents(self, texts: list[str], titles: list[str] | None = None, progress: bool = False) -> np.ndarray: ...
+
+
+def _normalise_rows(x: np.ndarray, dim: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)[:, :dim]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers folder, loaded offline on the CPU, once."""
+
+    MAX_TOKENS = 512
+
+    def __init__(self, folder: Path, model_id: str, weights_sha256: str, dim: int = 0, batch_size: int = 16):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self.model.max_seq_length = min(self.model.max_seq_length or self.MAX_TOKENS, self.MAX_TOKENS)
+        full = self.model.get_sentence_embedding_dimension()
+        self.dim = dim if 0 < dim < full else full
+        self.model_id = model_id
+        self.weights_sha256 = weights_sha256
+        self.batch_size = batch_size
+        prompts = getattr(self.model, "prompts", {}) or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._doc_prompt = prompts.get("document")
+        self._lock = threading.Lock()  # torch modules are not safe to call concurrently
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            x = self.model.encode(list(texts), prompt_name=self._query_prompt, batch_size=self.batch_size,
+                                  convert_to_numpy=True, show_progress_bar=False)
+        return _normalise_rows(x, self.dim)
+
+    def embed_documents(self, texts: list[str], titles: list[str] | None = None, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._doc_prompt and self._doc_prompt.startswith("title: none | text: ") and titles:
+            # EmbeddingGemma's document prompt carries the title
+            inputs = [f"title: {t or 'none'} | text: {x}" for t, x in zip(titles, texts, strict=True)]
+            prompt_kw = {"prompt": ""}
+        else:
+            inputs = list(texts)
+            prompt_kw = {"prompt_name": "document"} if self._doc_prompt else {}
+        with self._lock:
+            x = self.model.encode(inputs, batch_size=self.batch_size, convert_to_numpy=True,
+                                  show_progress_bar=progress, **prompt_kw)
+        return _normalise_rows(x, self.dim)
+
+
+class HashEmbedder(Embedder):
+    """Deterministic bag of hashed word and character-trigram features (tests only).
+
+    Texts that share normalised words get high cosine; unrelated texts near zero.
+    """
+
+    def __init__(self, dim: int = 256):
+        self.dim = dim
+        self.model_id = f"hash-{dim}"
+        self.weights_sha256 = "none"
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        feats = tokens(text)
+        norm = normalize(text)
+        feats += [norm[i:i + 3] for i in range(max(0, len(norm) - 2)) if " " not in norm[i:i + 3]]
+        for f in feats:
+            h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 40) & 1 else -1.0
+        if not v.any():
+            v[0] = 1.0
+        return v
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return _normalise_rows(np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim)), self.dim)
+
+    def embed_documents(self, texts: list[str], titles: list[str] | None = None, progress: bool = False) -> np.ndarray:
+        return self.embed_queries(texts)
+
+
+_CACHE: dict[tuple, Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_embedder(settings, progress: bool = True) -> Embedder:
+    """The embedder named by settings.model, loaded once per process."""
+    from rag.models import ensure_model, weights_hash
+
+    if settings.model.startswith("hash-"):
+        return HashEmbedder(int(settings.model.split("-", 1)[1]))
+    key = (settings.model, str(settings.models_dir), settings.dim)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            folder = ensure_model(settings.model, settings.models_dir, progress=progress)
+            _CACHE[key] = SentenceTransformerEmbedder(
+                folder, model_id=settings.model, weights_sha256=weights_hash(folder),
+                dim=settings.dim, batch_size=settings.batch_size,
+            )
+        return _CACHE[key]

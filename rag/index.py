@@ -1,0 +1,385 @@
+"""The index folder: build (incrementally, atomically), save, load and verify.
+
+Layout of `index/`:
+
+    current -> builds/<stamp>      symlink, swapped atomically when a build completes
+    builds/<stamp>/manifest.json   model id + weights hash, dims, settings, fingerprints, file hashes
+                   documents.jsonl passages.jsonl sentences.npz
+                   passage_vectors.npy sentence_vectors.npy dense.faiss lexical/
+    calibration.json               abstention threshold written by `rag eval --calibrate`
+
+Embeddings are cached by a hash of the exact text embedded, so a rebuild embeds only
+new or changed text, and deleted documents simply drop out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from rag import __version__
+from rag.chunking import Passage, chunk
+from rag.config import Settings
+from rag.corpus import Document, Skipped, load_corpus
+from rag.embedding import Embedder
+from rag.text import NORMALIZATION_VERSION, normalize, sentences, tokens
+
+FORMAT = 1
+faiss.omp_set_num_threads(1)
+
+
+class IndexProblem(RuntimeError):
+    """The index is missing, damaged or does not fit the settings; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    documents: int
+    passages: int
+    sentences: int
+    embedded_passages: int
+    embedded_sentences: int
+    reused: int
+    skipped: list[Skipped]
+    seconds: float
+    path: Path
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("skipped", "path")}
+        return d | {"skipped": [s.__dict__ for s in self.skipped], "path": str(self.path)}
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def _embed_title(doc: Document) -> str:
+    """The title given to the embedder: only a real title, not the text's own first line."""
+    title = doc.title.rstrip("…").strip()
+    return "none" if not title or doc.text.lstrip().startswith(title) else doc.title
+
+
+def _file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_calibration(model_id: str) -> dict | None:
+    data = json.loads(resources.files("rag").joinpath("calibration.json").read_text("utf-8"))
+    return data.get(model_id)
+
+
+@dataclass
+class Index:
+    path: Path
+    manifest: dict
+    documents: dict[str, Document]
+    passages: list[Passage]
+    passage_keys: list[str]
+    passage_vectors: np.ndarray
+    sent_passage: np.ndarray  # passage index of each sentence
+    sent_start: np.ndarray
+    sent_end: np.ndarray
+    sent_keys: list[str]
+    sentence_vectors: np.ndarray
+    dense: faiss.Index
+    lexical: bm25s.BM25
+    df: dict[str, int]
+    dup_of: np.ndarray  # index of the first passage with the same normalised text
+    calibration: dict = field(default_factory=dict)
+    _sent_ptr: np.ndarray | None = None
+
+    # ---------- queries over the stored data ----------
+    def passage_sentences(self, i: int) -> range:
+        """Indices of the sentences of passage i."""
+        if self._sent_ptr is None:
+            self._sent_ptr = np.searchsorted(self.sent_passage, np.arange(len(self.passages) + 1))
+        return range(int(self._sent_ptr[i]), int(self._sent_ptr[i + 1]))
+
+    def sentence_text(self, j: int) -> str:
+        p = self.passages[int(self.sent_passage[j])]
+        return self.documents[p.doc_id].text[int(self.sent_start[j]):int(self.sent_end[j])]
+
+    @property
+    def abstain_threshold(self) -> float | None:
+        cal = self.calibration or self.manifest.get("abstain") or {}
+        return cal.get("threshold")
+
+    # ---------- load ----------
+    @classmethod
+    def load(cls, index_dir: Path, settings: Settings | None = None, embedder: Embedder | None = None, verify: bool = True) -> Index:
+        index_dir = Path(index_dir)
+        build = index_dir / "current"
+        if not build.exists():
+            raise IndexProblem(f"no index at {index_dir}: run `rag index` to build it")
+        build = build.resolve()
+        try:
+            manifest = json.loads((build / "manifest.json").read_text("utf-8"))
+        except (OSError, ValueError) as e:
+            raise IndexProblem(f"the index manifest {build / 'manifest.json'} is unreadable ({e}): run `rag index` to rebuild") from e
+        if manifest.get("format") != FORMAT:
+            raise IndexProblem(f"the index at {index_dir} has format {manifest.get('format')}, this version reads {FORMAT}: run `rag index` to rebuild")
+        _check_compatible(manifest, settings, embedder, index_dir)
+        if verify:
+            for name, meta in manifest["files"].items():
+                f = build / name
+                if not f.exists() or f.stat().st_size != meta["size"] or _file_sha(f) != meta["sha256"]:
+                    raise IndexProblem(f"the index file {f} is missing or damaged: run `rag index` to rebuild the index")
+        try:
+            return cls._read(build, manifest, index_dir)
+        except IndexProblem:
+            raise
+        except Exception as e:  # any unreadable piece means a damaged index
+            raise IndexProblem(f"the index at {build} cannot be read ({type(e).__name__}: {e}): run `rag index` to rebuild") from e
+
+    @classmethod
+    def _read(cls, build: Path, manifest: dict, index_dir: Path) -> Index:
+        docs = {}
+        with open(build / "documents.jsonl", encoding="utf-8") as f:
+            for line in f:
+                d = Document(**json.loads(line))
+                docs[d.id] = d
+        passages, keys = [], []
+        with open(build / "passages.jsonl", encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                text = docs[r["doc_id"]].text[r["start"]:r["end"]]
+                passages.append(Passage(r["id"], r["doc_id"], r["start"], r["end"], text))
+                keys.append(r["key"])
+        s = np.load(build / "sentences.npz")
+        sent_keys = json.loads((build / "sentence_keys.json").read_text("utf-8"))
+        lexical = bm25s.BM25.load(str(build / "lexical"), show_progress=False)
+        df = json.loads((build / "lexical" / "df.json").read_text("utf-8"))
+        calibration = {}
+        cal_file = index_dir / "calibration.json"
+        if cal_file.exists():
+            try:
+                calibration = json.loads(cal_file.read_text("utf-8")).get(manifest["model"]["id"], {})
+            except ValueError:
+                print(f"warning: ignoring unreadable {cal_file}", file=sys.stderr)
+        return cls(
+            path=build, manifest=manifest, documents=docs, passages=passages, passage_keys=keys,
+            passage_vectors=np.load(build / "passage_vectors.npy"),
+            sent_passage=s["passage"], sent_start=s["start"], sent_end=s["end"], sent_keys=sent_keys,
+            sentence_vectors=np.load(build / "sentence_vectors.npy"),
+            dense=faiss.read_index(str(build / "dense.faiss")), lexical=lexical, df=df,
+            dup_of=s["dup_of"], calibration=calibration,
+        )
+
+    def save_calibration(self, values: dict) -> None:
+        """Store the abstention calibration for this index's model (survives rebuilds)."""
+        cal_file = self.path.parent.parent / "calibration.json"
+        data = json.loads(cal_file.read_text("utf-8")) if cal_file.exists() else {}
+        data[self.manifest["model"]["id"]] = values
+        tmp = cal_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
+        os.replace(tmp, cal_file)
+        self.calibration = values
+
+
+def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embedder | None, index_dir: Path) -> None:
+    model = manifest["model"]
+    if embedder is not None:
+        if model["id"] != embedder.model_id or model["dim"] != embedder.dim:
+            raise IndexProblem(
+                f"the index at {index_dir} was built with model {model['id']} ({model['dim']} dims), "
+                f"not {embedder.model_id} ({embedder.dim} dims): run `rag index` to rebuild it for this model, "
+                f"or set the model back to {model['id']}"
+            )
+        if model["sha256"] != embedder.weights_sha256:
+            raise IndexProblem(
+                f"the index at {index_dir} was built with other weights for {model['id']}: run `rag index` to rebuild"
+            )
+    elif settings is not None and model["id"] != settings.model:
+        raise IndexProblem(
+            f"the index at {index_dir} was built with model {model['id']}, the settings ask for {settings.model}: "
+            "run `rag index` to rebuild, or change the model setting back"
+        )
+    if manifest.get("normalization") != NORMALIZATION_VERSION:
+        raise IndexProblem(f"the index at {index_dir} uses an older text normalisation: run `rag index` to rebuild")
+
+
+# ---------------------------------------------------------------- build
+def _previous_cache(index_dir: Path, embedder: Embedder) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Vectors of the current build keyed by text hash, when it used the same model."""
+    try:
+        old = Index.load(index_dir, embedder=embedder, verify=False)
+    except IndexProblem:
+        return {}, {}
+    p = dict(zip(old.passage_keys, old.passage_vectors, strict=True))
+    s = dict(zip(old.sent_keys, old.sentence_vectors, strict=True))
+    return p, s
+
+
+def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str], titles: list[str] | None,
+                   cache: dict[str, np.ndarray], what: str, progress: bool) -> tuple[np.ndarray, int]:
+    todo = {}
+    for i, k in enumerate(keys):
+        if k not in cache and k not in todo:
+            todo[k] = i
+    if todo:
+        idx = list(todo.values())
+        if progress:
+            print(f"embedding {len(idx)} new {what} ({len(keys) - len(idx)} reused)", file=sys.stderr)
+        # embed in slices so the progress bar moves and memory stays bounded
+        vecs = embedder.embed_documents([texts[i] for i in idx], [titles[i] for i in idx] if titles else None, progress=progress)
+        for k, v in zip(todo, vecs, strict=True):
+            cache[k] = v
+    out = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
+    return out.astype(np.float32), len(todo)
+
+
+def build_index(settings: Settings, embedder: Embedder, progress: bool = True, documents: list[Document] | None = None,
+                skipped: list[Skipped] | None = None) -> BuildReport:
+    """Build the index of settings.corpus_dir (or of `documents`) and swap it in atomically."""
+    t0 = time.time()
+    if documents is None:
+        loaded = load_corpus(settings.corpus_dir, settings.project_root)
+        documents, skipped = loaded.documents, loaded.skipped
+    skipped = list(skipped or [])
+    if progress:
+        for s in skipped:
+            print(f"skipped {s.source}: {s.reason}", file=sys.stderr)
+    if not documents:
+        raise IndexProblem(f"no readable documents in {settings.corpus_dir}: add .txt .md .html or .jsonl files")
+
+    passages: list[Passage] = []
+    p_titles: list[str] = []
+    s_pidx, s_start, s_end = [], [], []
+    for doc in documents:
+        title = _embed_title(doc)
+        for p in chunk(doc, settings.chunk_size, settings.chunk_overlap):
+            for sp in sentences(doc.text, p.start, p.end):
+                s_pidx.append(len(passages))
+                s_start.append(sp.start)
+                s_end.append(sp.end)
+            passages.append(p)
+            p_titles.append(title)
+    doc_by_id = {d.id: d for d in documents}
+    p_keys = [_key(f"{t}\x00{p.text}") for t, p in zip(p_titles, passages, strict=True)]
+    s_texts = [doc_by_id[passages[i].doc_id].text[a:b] for i, a, b in zip(s_pidx, s_start, s_end, strict=True)]
+    s_keys = [_key(t) for t in s_texts]
+
+    index_dir = Path(settings.index_dir)
+    p_cache, s_cache = _previous_cache(index_dir, embedder)
+    p_vecs, n_p = _embed_missing(embedder, p_keys, [p.text for p in passages], p_titles, p_cache, "passages", progress)
+    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, None, s_cache, "sentences", progress)
+
+    # collapse passages whose normalised text repeats (same paragraph in two documents)
+    first: dict[str, int] = {}
+    dup_of = np.array([first.setdefault(" ".join(normalize(p.text).split()), i) for i, p in enumerate(passages)], np.int64)
+
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+    tmp = builds / f".tmp-{stamp}"
+    try:
+        _write(tmp, settings, embedder, documents, passages, p_keys, p_vecs, s_pidx, s_start, s_end, s_keys, s_vecs, dup_of)
+        final = builds / stamp
+        os.replace(tmp, final)
+        _swap_current(index_dir, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(builds, keep={final.name, *_previous_build_names(index_dir)})
+    return BuildReport(len(documents), len(passages), len(s_keys), n_p, n_s,
+                       len(p_keys) + len(s_keys) - n_p - n_s, skipped, time.time() - t0, final)
+
+
+def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passages, p_keys, p_vecs,
+           s_pidx, s_start, s_end, s_keys, s_vecs, dup_of) -> None:
+    tmp.mkdir(parents=True)
+    with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
+        for d in documents:
+            f.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
+    with open(tmp / "passages.jsonl", "w", encoding="utf-8") as f:
+        for p, k in zip(passages, p_keys, strict=True):
+            f.write(json.dumps({"id": p.id, "doc_id": p.doc_id, "start": p.start, "end": p.end, "key": k}) + "\n")
+    np.savez(tmp / "sentences.npz", passage=np.array(s_pidx, np.int64), start=np.array(s_start, np.int64),
+             end=np.array(s_end, np.int64), dup_of=dup_of)
+    (tmp / "sentence_keys.json").write_text(json.dumps(s_keys), "utf-8")
+    np.save(tmp / "passage_vectors.npy", p_vecs)
+    np.save(tmp / "sentence_vectors.npy", s_vecs)
+
+    dim = p_vecs.shape[1]
+    if settings.faiss == "hnsw":
+        dense = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        dense.hnsw.efConstruction = 80
+        dense.hnsw.efSearch = 128
+    else:
+        dense = faiss.IndexFlatIP(dim)
+    dense.add(p_vecs)
+    faiss.write_index(dense, str(tmp / "dense.faiss"))
+
+    corpus_tokens = [tokens(p.text) for p in passages]
+    lexical = bm25s.BM25()
+    lexical.index([t or [""] for t in corpus_tokens], show_progress=False)
+    lexical.save(str(tmp / "lexical"), show_progress=False)
+    df = Counter(tok for toks in corpus_tokens for tok in set(toks))
+    (tmp / "lexical" / "df.json").write_text(json.dumps({"_n": len(passages), **df}, ensure_ascii=False), "utf-8")
+
+    files = {}
+    for f in sorted(tmp.rglob("*")):
+        if f.is_file():
+            files[f.relative_to(tmp).as_posix()] = {"size": f.stat().st_size, "sha256": _file_sha(f)}
+    fingerprint = hashlib.sha256("\n".join(sorted(d.id for d in documents)).encode()).hexdigest()[:16]
+    manifest = {
+        "format": FORMAT,
+        "package_version": __version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {"id": embedder.model_id, "sha256": embedder.weights_sha256, "dim": int(dim), "normalized": True},
+        "normalization": NORMALIZATION_VERSION,
+        "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "splitter": "langchain RecursiveCharacterTextSplitter"},
+        "faiss": settings.faiss,
+        "lexical": {"library": "bm25s", "version": bm25s.__version__},
+        "corpus": {"dir": settings.relative(settings.corpus_dir), "fingerprint": fingerprint,
+                   "documents": len(documents), "passages": len(passages), "sentences": len(s_keys)},
+        "abstain": default_calibration(embedder.model_id) or {},
+        "files": files,
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8")
+    for f in tmp.rglob("*"):  # flush to disk before the swap makes the build visible
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _swap_current(index_dir: Path, final: Path) -> None:
+    link = index_dir / "current"
+    prev = link.resolve().name if link.exists() else None
+    tmp_link = index_dir / f".current-{os.getpid()}"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(Path("builds") / final.name)
+    os.replace(tmp_link, link)  # atomic on POSIX
+    if prev and prev != final.name:
+        (index_dir / "previous").unlink(missing_ok=True)
+        (index_dir / "previous").symlink_to(Path("builds") / prev)
+
+
+def _previous_build_names(index_dir: Path) -> list[str]:
+    prev = index_dir / "previous"
+    return [prev.resolve().name] if prev.is_symlink() else []
+
+
+def _prune(builds: Path, keep: set[str]) -> None:
+    """Drop older builds (kept: current and previous, so a reader mid-load never loses files)."""
+    for d in builds.iterdir():
+        if d.name in keep or (d.name.startswith(".tmp-") and time.time() - d.stat().st_mtime < 3600):
+            continue
+        shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Dense, lexical and hybrid retrieval over an Index. Fusion functions are pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.chunking import Passage
+from rag.config import Settings
+from rag.index import Index
+from rag.text import tokens
+
+
+@dataclass(frozen=True)
+class Hit:
+    passage: Passage
+    score: float  # the ranking score of the mode used
+    dense: float | None  # cosine with the query, when computed
+    lexical: float | None  # BM25 score, when the passage matched lexically
+    index: int  # position of the passage in the index
+
+    def to_dict(self) -> dict:
+        return {"id": self.passage.id, "doc_id": self.passage.doc_id, "start": self.passage.start,
+                "end": self.passage.end, "score": round(self.score, 6),
+                "dense": None if self.dense is None else round(self.dense, 6),
+                "lexical": None if self.lexical is None else round(self.lexical, 6)}
+
+
+def weighted_rrf(rankings: list[list[int]], weights: list[float], k: int = 60) -> dict[int, float]:
+    """Weighted reciprocal-rank fusion: sum over rankings of w / (k + rank), ranks from 1."""
+    fused: dict[int, float] = {}
+    for ranking, w in zip(rankings, weights, strict=True):
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + w / (k + rank)
+    return fused
+
+
+def dense_search(index: Index, q_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+    k = min(k, index.dense.ntotal)
+    if k <= 0:
+        return []
+    scores, ids = index.dense.search(np.asarray(q_vec, np.float32).reshape(1, -1), k)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
+def lexical_search(index: Index, query: str, k: int) -> list[tuple[int, float]]:
+    q = tokens(query)
+    n = len(index.passages)
+    if not q or n == 0:
+        return []
+    docs, scores = index.lexical.retrieve([q], k=min(k, n), show_progress=False, n_threads=1)
+    return [(int(i), float(s)) for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+
+def _collapse(index: Index, ranked: list[int]) -> list[int]:
+    """Keep the first of passages whose normalised text is the same."""
+    seen, out = set(), []
+    for i in ranked:
+        group = int(index.dup_of[i])
+        if group not in seen:
+            seen.add(group)
+            out.append(i)
+    return out
+
+
+def retrieve(index: Index, query: str, q_vec: np.ndarray | None, settings: Settings,
+             mode: str | None = None, k: int | None = None) -> list[Hit]:
+    """The top-k passages for the query; q_vec (the query embedding) is needed unless mode is lexical."""
+    mode = mode or settings.mode
+    k = k or settings.k
+    n_cand = max(settings.candidates, k)
+    dense = dense_search(index, q_vec, n_cand) if mode in ("dense", "hybrid") else []
+    lexical = lexical_search(index, query, n_cand) if mode in ("lexical", "hybrid") else []
+    d_score = dict(dense)
+    l_score = dict(lexical)
+    if mode == "dense":
+        order = [i for i, _ in dense]
+        score = d_score
+    elif mode == "lexical":
+        order = [i for i, _ in lexical]
+        score = l_score
+    else:
+        w = settings.dense_weight
+        score = weighted_rrf([[i for i, _ in dense], [i for i, _ in lexical]], [w, 1.0 - w], settings.rrf_k)
+        order = sorted(score, key=lambda i: -score[i])
+    hits = []
+    for i in _collapse(index, order)[:k]:
+        dv = d_score.get(i)
+        if dv is None and q_vec is not None:
+            dv = float(index.passage_vectors[i] @ q_vec)
+        hits.append(Hit(index.passages[i], float(score[i]), dv, l_score.get(i), i))
+    return hits

@@ -1,0 +1,152 @@
+"""Persian/Arabic/English text for matching: normalisation, tokens, sentences, language.
+
+Normalised text is used only to compare and score. What is shown and cited is always
+the original text, addressed by character offsets into it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+NORMALIZATION_VERSION = "fa-ar-en-1"
+
+_LETTERS = {
+    "ي": "ی", "ى": "ی", "ئ": "ی", "ك": "ک", "ة": "ه", "ۀ": "ه", "ە": "ه",
+    "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ؤ": "و",
+}
+_DIGITS = {chr(0x06F0 + i): str(i) for i in range(10)} | {chr(0x0660 + i): str(i) for i in range(10)}
+# harakat, Quranic marks, superscript alef, tatweel
+_DROP = [chr(c) for c in range(0x064B, 0x0660)] + ["\u0670", "\u0640"]
+_DROP += [chr(c) for c in range(0x06D6, 0x06EE)]
+# zero-width joiners/non-joiners, bidi marks and isolates, BOM
+_DROP += ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\ufeff"]
+_DROP += [chr(c) for c in range(0x202A, 0x202F)] + [chr(c) for c in range(0x2066, 0x206A)]
+_TABLE = str.maketrans({**_LETTERS, **_DIGITS, **{c: None for c in _DROP}})
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_AR_PREFIXES = ("وال", "بال", "کال", "فال", "لل", "ال")
+
+STOPWORDS = frozenset(
+    """
+    و در به از که این را با است برای آن یک تا بر هم نیز شد شده می ها های بود باشد
+    کرد کرده کند کنند کردند دارد داشت اند ای او ما شما آنها خود دیگر پس اگر یا هر
+    چه چرا چگونه کجا کی چند چقدر چطور آیا بوده شود شوند خواهد گفت گفته بین وی ان
+    چیست کیست کدام
+    في من على إلى الى عن مع هذا هذه ذلك التي الذي الذين ما لا لم لن قد كان كانت
+    أن ان إن او أو ثم كما بعد قبل عند حول هل كم متى أين اين كيف لماذا ماذا هو هي
+    the a an of in on at to for from by with and or is are was were be been it its
+    this that these those what which who whom whose when where why how did do does
+    has have had not no as into about than then there their they he she his her
+    """.split()
+)
+STOPWORDS = frozenset(t.translate(_TABLE) for t in STOPWORDS)
+
+
+def normalize(text: str) -> str:
+    """Matching form: unified letters and digits, no diacritics/tatweel/ZWNJ/bidi, casefolded."""
+    text = unicodedata.normalize("NFKC", text).translate(_TABLE).casefold()
+    return text.translate(_TABLE)  # NFKC can produce letters the table maps
+
+
+def tokens(text: str, *, stopwords: bool = False) -> list[str]:
+    """Normalised word tokens, with a light Arabic article strip ('ال…')."""
+    out = []
+    for tok in _TOKEN.findall(normalize(text)):
+        if not stopwords and tok in STOPWORDS:
+            continue
+        for prefix in _AR_PREFIXES:
+            if tok.startswith(prefix) and len(tok) - len(prefix) >= 3:
+                tok = tok[len(prefix):]
+                break
+        out.append(tok)
+    return out
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+# a sentence ends after . ! ? ؟ ؛ … (with closing quotes/brackets) when followed by
+# white space or directly by an Arabic-script letter (Persian text often has no space: "است.سخت")
+_SENT_END = re.compile(r"[.!?؟؛…]+[\"'»”’)\]]*(?=\s|[\u0621-\u064a\u067e-\u06d3]|$)")
+_NEWLINE = re.compile(r"\n+")
+MAX_SENTENCE_CHARS = 400
+
+
+def sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Sentence spans inside text[start:end], trimmed of white space, in order.
+
+    Offsets index `text` itself. Overlong runs without punctuation are cut at white
+    space so no sentence exceeds MAX_SENTENCE_CHARS (a word is never cut).
+    """
+    end = len(text) if end is None else end
+    spans: list[Span] = []
+    for line in _split_keep(text, start, end, _NEWLINE):
+        for piece in _split_keep(text, line.start, line.end, _SENT_END, keep_match=True):
+            s, e = _trim(text, piece.start, piece.end)
+            if e > s and any(ch.isalnum() for ch in text[s:e]):
+                spans.extend(_cap(text, s, e))
+    return spans
+
+
+def _split_keep(text: str, start: int, end: int, pattern: re.Pattern, keep_match=False):
+    pos = start
+    for m in pattern.finditer(text, start, end):
+        cut = m.end() if keep_match else m.start()
+        if cut > pos:
+            yield Span(pos, cut)
+        pos = m.end()
+    if pos < end:
+        yield Span(pos, end)
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    while s < e and (text[s].isspace() or unicodedata.category(text[s]) == "Cf"):
+        s += 1
+    while e > s and (text[e - 1].isspace() or unicodedata.category(text[e - 1]) == "Cf"):
+        e -= 1
+    return s, e
+
+
+def _cap(text: str, s: int, e: int) -> list[Span]:
+    out = []
+    while e - s > MAX_SENTENCE_CHARS:
+        cut = max(text.rfind(" ", s, s + MAX_SENTENCE_CHARS), text.rfind("،", s, s + MAX_SENTENCE_CHARS) + 1)
+        if cut <= s:  # one enormous word: keep it whole
+            nxt = text.find(" ", s + MAX_SENTENCE_CHARS, e)
+            cut = e if nxt == -1 else nxt
+        a, b = _trim(text, s, cut)
+        if b > a:
+            out.append(Span(a, b))
+        s, _ = _trim(text, cut, e)
+    if e > s:
+        out.append(Span(s, e))
+    return out
+
+
+_FA_ONLY = set("پچژگ")
+_FA_WORDS = {"است", "را", "این", "که", "می", "برای", "شد", "کرد", "چه", "چقدر", "کدام", "چند", "آیا", "بود"}
+_AR_WORDS = {"في", "من", "على", "إلى", "التي", "الذي", "أن", "هل", "كم", "ما", "متى", "ماذا", "كيف", "عن", "مع"}
+
+
+def detect_lang(text: str) -> str:
+    """'fa', 'ar', 'en' or 'other', from the script and a few function words."""
+    arabic = sum(1 for ch in text if "\u0600" <= ch <= "\u06ff" or "\ufb50" <= ch <= "\ufeff")
+    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    letters = sum(1 for ch in text if ch.isalpha())
+    if letters == 0:
+        return "other"
+    if arabic >= latin and arabic >= 0.3 * letters:
+        words = re.findall(r"[\u0600-\u06ff]+", text)
+        fa = 3 * sum(ch in _FA_ONLY for ch in text) + sum(w in _FA_WORDS for w in words)
+        fa += 2 * text.count("ی") + 2 * text.count("ک")
+        ar = sum(w in _AR_WORDS for w in words) + 2 * sum(w.startswith("ال") for w in words)
+        ar += 3 * text.count("ة") + 2 * text.count("ى") + text.count("ي") // 2
+        return "fa" if fa >= ar else "ar"
+    if latin >= 0.5 * letters:
+        return "en"
+    return "other"
