@@ -2,9 +2,8 @@
 
 import os
 
-# numpy's BLAS threads fight the encoder for the 2 cores and add ~100 ms per
+# numpy's BLAS (OpenBLAS) threads fight the encoder for the 2 cores and add ~100 ms per
 # question; pin them before numpy is imported (an explicit setting wins).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 __version__ = "0.1.0"

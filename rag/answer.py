@@ -7,6 +7,7 @@ embedding plus a few dot products.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -92,17 +93,65 @@ def idf_overlap(q_tokens: list[str], s_tokens: set[str], df: dict[str, int]) -> 
     return found / total if total else 0.0
 
 
-def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, q_tokens: list[str],
-                    settings: Settings) -> list[tuple[float, int, Hit]]:
-    """(score, sentence index, hit) for the sentences of the top passages, best first."""
-    scored = []
-    for h in hits[: settings.answer_passages]:
-        for j in index.passage_sentences(h.index):
-            cos = float(index.sentence_vectors[j] @ q_vec)
-            lex = idf_overlap(q_tokens, set(tokens(index.sentence_text(j))), index.df)
-            scored.append((cos + settings.lexical_weight * lex, j, h))
-    scored.sort(key=lambda t: -t[0])
-    return scored
+# questions whose answer is a number, a date or a duration (normalised forms)
+_NUMERIC_Q = re.compile(
+    r"\b(how (many|much|long|old|far)|when|what (year|date|time)|which year)\b"
+    r"|(^|\s)(چند|چقدر|چه مدت|چه سالی|چه تاریخی|چه زمانی|کی|کدام سال|کم|متی|ای عام|ای سنه|ای یوم|ای تاریخ)(\s|$|؟)"
+)
+_DIGIT = re.compile(r"\d")
+
+FEATURES = ("cos", "overlap", "neighbour_cos", "numeric_match", "novelty", "log_length", "passage_cos", "passage_rank")
+DEFAULT_WEIGHTS = {"bias": 0.0, "cos": 1.0, "overlap": 0.3}
+DEFAULT_MARGIN = 0.08
+
+
+def sentence_features(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str,
+                      n_passages: int) -> tuple[np.ndarray, list[tuple[int, Hit]]]:
+    """One row of FEATURES per sentence of the top passages, and (sentence index, hit) per row."""
+    q_tokens = tokens(question)
+    q_set = set(q_tokens)
+    numeric_q = bool(_NUMERIC_Q.search(" ".join(normalize(question).split())))
+    rows, refs = [], []
+    for rank, h in enumerate(hits[:n_passages], start=1):
+        js = list(index.passage_sentences(h.index))
+        if not js:
+            continue
+        cos = index.sentence_vectors[js] @ q_vec
+        for pos, j in enumerate(js):
+            text = index.sentence_text(j)
+            s_tokens = tokens(text)
+            s_set = set(s_tokens)
+            neighbours = [cos[pos - 1]] if pos > 0 else []
+            neighbours += [cos[pos + 1]] if pos + 1 < len(js) else []
+            rows.append((
+                float(cos[pos]),
+                idf_overlap(q_tokens, s_set, index.df),
+                float(max(neighbours)) if neighbours else float(cos[pos]),
+                float(numeric_q and bool(_DIGIT.search(normalize(text)))),
+                len(s_set - q_set) / len(s_set) if s_set else 0.0,
+                math.log(1 + len(text)),
+                float(h.dense) if h.dense is not None else 0.0,
+                1.0 / rank,
+            ))
+            refs.append((j, h))
+    return np.array(rows, dtype=np.float32).reshape(-1, len(FEATURES)), refs
+
+
+def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str,
+                    settings: Settings, weights: dict | None = None) -> list[tuple[float, int, Hit]]:
+    """(score, sentence index, hit) for the sentences of the top passages, best first.
+
+    The score is linear in FEATURES; the weights are fitted on the dev sets for the
+    model (rag/calibration.json) and fall back to cosine + lexical overlap.
+    """
+    weights = weights or index.sentence_weights or DEFAULT_WEIGHTS
+    feats, refs = sentence_features(index, hits, q_vec, question, settings.answer_passages)
+    if not refs:
+        return []
+    w = np.array([weights.get(f, 0.0) for f in FEATURES], dtype=np.float32)
+    scores = feats @ w + weights.get("bias", 0.0)
+    order = np.argsort(-scores, kind="stable")
+    return [(float(scores[i]), refs[i][0], refs[i][1]) for i in order]
 
 
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings) -> list[tuple[float, int, Hit]]:
@@ -110,10 +159,13 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
     if not scored:
         return []
     best = scored[0][0]
+    margin = settings.sentence_margin
+    if margin is None:
+        margin = index.tuning.get("sentence_margin", DEFAULT_MARGIN)
     chosen = [scored[0]]
     seen = {" ".join(normalize(index.sentence_text(scored[0][1])).split())}
     for s, j, h in scored[1:]:
-        if len(chosen) >= settings.max_sentences or s < best - settings.sentence_margin:
+        if len(chosen) >= settings.max_sentences or s < best - margin:
             break
         key = " ".join(normalize(index.sentence_text(j)).split())
         if key in seen or any(float(index.sentence_vectors[j] @ index.sentence_vectors[c[1]]) > 0.92 for c in chosen):
@@ -139,8 +191,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     k = k or settings.k
     hits = retrieve(index, question, q_vec, settings, mode=mode, k=max(k, settings.answer_passages))
     t2 = time.perf_counter()
-    q_tokens = tokens(question)
-    scored = score_sentences(index, hits, q_vec, q_tokens, settings)
+    scored = score_sentences(index, hits, q_vec, question, settings)
     threshold = settings.abstain_threshold if settings.abstain_threshold is not None else index.abstain_threshold
     evidence = scored[0][0] if scored else float("-inf")
     abstained = not scored or (threshold is not None and evidence < threshold)

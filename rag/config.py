@@ -50,8 +50,7 @@ class Settings:
     # answering
     answer_passages: int = 3  # sentences are taken from this many top passages
     max_sentences: int = 3
-    sentence_margin: float = 0.08  # extra sentences must score within this of the best
-    lexical_weight: float = 0.3  # sentence score = cosine + lexical_weight * overlap
+    sentence_margin: float | None = None  # extra sentences must score within this of the best (None = calibrated)
     abstain_threshold: float | None = None  # None = the index's calibrated value
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -53,33 +54,52 @@ def doc_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text without a BOM: one byte of each pair is almost always the same few values."""
+    if len(data) < 4 or len(data) % 2:
+        return None
+    for codec, high in (("utf-16-le", data[1::2]), ("utf-16-be", data[0::2])):
+        common = Counter(high).most_common(3)
+        if sum(c for _, c in common) >= 0.95 * len(high) and any(b in (0x00, 0x06) for b, _ in common):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError:
+                continue
+            if sum(ch.isalpha() or ch.isspace() for ch in text) >= 0.6 * len(text):
+                return text
+    return None
+
+
 def decode(data: bytes) -> str:
-    """Bytes → text: UTF-8 (with or without BOM), UTF-16, else Windows-1256."""
+    """Bytes → text: UTF-8 (with or without BOM), UTF-16 (with or without BOM), else Windows-1256."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
-    if data and data.count(b"\x00") > len(data) // 4:  # UTF-16 without BOM
-        even_nuls = data[0::2].count(b"\x00")
-        codec = "utf-16-be" if even_nuls > len(data) // 4 else "utf-16-le"
-        try:
-            return data.decode(codec)
-        except UnicodeDecodeError as e:
-            raise UnreadableFile("binary file (not text)") from e
     if b"\x00" in data:
-        raise UnreadableFile("binary file (not text)")
+        text = _utf16_without_bom(data)
+        if text is None:
+            raise UnreadableFile("binary file (not text)")
+        return text
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
+        text = _utf16_without_bom(data)
+        if text is not None:
+            return text
         try:
             text = data.decode("cp1256")
         except UnicodeDecodeError:
-            raise UnreadableFile(f"not valid UTF-8 (byte {err.start}) nor Windows-1256") from err
+            raise UnreadableFile(f"not valid UTF-8 (bad byte at offset {err.start}) nor Windows-1256") from err
         letters = sum(ch.isalpha() for ch in text)
         arabic = sum("\u0600" <= ch <= "\u06ff" for ch in text)
         if letters and arabic / letters > 0.3:
             return text
         raise UnreadableFile(f"not valid UTF-8: bad byte at offset {err.start}") from err
+    controls = sum(ch < " " and ch not in "\n\r\t" for ch in text)
+    if controls > 0.1 * len(text):  # e.g. Arabic UTF-16 without BOM is "valid" ASCII
+        return _utf16_without_bom(data) or text
+    return text
 
 
 def clean(text: str) -> str:

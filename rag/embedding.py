@@ -46,7 +46,8 @@ class SentenceTransformerEmbedder(Embedder):
 
         self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         self.model.max_seq_length = min(self.model.max_seq_length or self.MAX_TOKENS, self.MAX_TOKENS)
-        full = self.model.get_sentence_embedding_dimension()
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        full = get_dim()
         self.dim = dim if 0 < dim < full else full
         self.model_id = model_id
         self.weights_sha256 = weights_sha256

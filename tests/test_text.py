@@ -1,0 +1,83 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rag.text import MAX_SENTENCE_CHARS, detect_lang, normalize, sentences, tokens
+
+
+def test_letter_variants_unify():
+    assert normalize("كيري") == normalize("کیری") == "کیری"
+    assert normalize("ى") == "ی"
+    assert normalize("أمس إلى آمريكا") == "امس الی امریکا"
+    assert normalize("مدرسة") == "مدرسه"
+    assert normalize("مؤتمر") == "موتمر"
+
+
+def test_digits_become_ascii():
+    assert normalize("۱۵ شهریور ١٤٣٦ 2015") == "15 شهریور 1436 2015"
+
+
+def test_diacritics_tatweel_zwnj_and_bidi_marks_are_dropped():
+    assert normalize("عامًا") == "عاما"
+    assert normalize("كـــبير") == "کبیر"
+    assert normalize("می\u200cروند") == "میروند"
+    assert normalize("\u202bسلام\u202c\u200f") == "سلام"
+
+
+def test_case_folded():
+    assert normalize("Geneva NPT") == "geneva npt"
+
+
+def test_tokens_drop_stopwords_and_arabic_article():
+    assert tokens("وزير الخارجية الأميركي") == ["وزیر", "خارجیه", "امیرکی"]
+    assert "و" not in tokens("ایران و آمریکا")
+    assert tokens("What is the capital?") == ["capital"]
+    assert tokens("الان") == ["الان"]  # short word: article not stripped below 3 letters
+    assert tokens("ال") == ["ال"]
+
+
+def test_sentences_split_on_persian_and_arabic_punctuation():
+    text = "اولین جمله است.دومین جمله؟ سومین؛ چهارم! English one. Number 3.5 stays."
+    got = [text[s.start:s.end] for s in sentences(text)]
+    assert got == ["اولین جمله است.", "دومین جمله؟", "سومین؛", "چهارم!", "English one.", "Number 3.5 stays."]
+
+
+def test_sentences_split_on_newlines_and_skip_punctuation_only_lines():
+    text = "خط اول\n∎\n\nخط دوم"
+    assert [text[s.start:s.end] for s in sentences(text)] == ["خط اول", "خط دوم"]
+
+
+def test_overlong_sentence_is_cut_at_spaces():
+    text = " ".join(["کلمه"] * 400)
+    spans = sentences(text)
+    assert len(spans) > 1
+    assert all(s.end - s.start <= MAX_SENTENCE_CHARS for s in spans)
+    assert all(text[s.start:s.end].split() == text[s.start:s.end].split(" ") for s in spans)  # whole words
+
+
+def test_sentences_respect_a_window():
+    text = "A one. B two. C three."
+    spans = sentences(text, 7, 13)
+    assert [text[s.start:s.end] for s in spans] == ["B two."]
+
+
+@given(st.text(max_size=600))
+def test_sentence_offsets_always_map_back(text):
+    prev_end = 0
+    for s in sentences(text):
+        assert 0 <= s.start < s.end <= len(text)
+        assert s.start >= prev_end
+        piece = text[s.start:s.end]
+        assert piece == piece.strip() and piece
+        prev_end = s.end
+
+
+@given(st.text(max_size=300))
+def test_normalize_is_idempotent(text):
+    assert normalize(normalize(text)) == normalize(text)
+
+
+def test_detect_lang():
+    assert detect_lang("مدت تماس پوتین و ترامپ چقدر بود؟") == "fa"
+    assert detect_lang("كم استغرقت المكالمة بين بوتين وترامب؟") == "ar"
+    assert detect_lang("How long did the call last?") == "en"
+    assert detect_lang("12345 !!!") == "other"
