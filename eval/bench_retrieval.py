@@ -354,13 +354,14 @@ def main() -> int:
 
 def sweep(index, aq, av, cands, weights, settings) -> None:
     rows = []
-    for w in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9):
-        for rk in (10, 30, 60):
-            s = settings.replace(dense_weight=w, rrf_k=rk)
-            rm = retrieval_metrics(index, aq, av, s, ["hybrid"])["hybrid"]
-            rows.append([w, rk] + [rm[x]["r5"] for x in SETS] + [float(np.mean([rm[x]["r1"] for x in SETS])),
-                                                                  float(np.mean([rm[x]["r5"] for x in SETS]))])
-    print(table("Fusion sweep (hybrid)", ["dense_weight", "rrf_k"] + [f"{x} R@5" for x in SETS] + ["macro R@1", "macro R@5"], rows))
+    grid = [("rrf", w, rk) for w in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9) for rk in (10, 60)]
+    grid += [("convex", w, 0) for w in (0.5, 0.6, 0.7, 0.8, 0.9)]
+    for fusion, w, rk in grid:
+        s = settings.replace(fusion=fusion, dense_weight=w, rrf_k=rk or settings.rrf_k)
+        rm = retrieval_metrics(index, aq, av, s, ["hybrid"])["hybrid"]
+        rows.append([fusion, w, rk or "-"] + [rm[x]["r5"] for x in SETS] + [float(np.mean([rm[x]["r1"] for x in SETS])),
+                                                                            float(np.mean([rm[x]["r5"] for x in SETS]))])
+    print(table("Fusion sweep (hybrid)", ["fusion", "dense_weight", "rrf_k"] + [f"{x} R@5" for x in SETS] + ["macro R@1", "macro R@5"], rows))
     rows = []
     for margin in (0.25, 0.5, 1.0, 1.5, 2.0, 3.0):
         m, _ = answer_metrics(index, cands, weights, margin)

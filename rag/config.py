@@ -35,6 +35,8 @@ class Settings:
     dim: int = 0  # 0 = the model's full dimension; else Matryoshka truncation
     batch_size: int = 16
 
+    max_file_mb: int = 20  # larger corpus files are skipped with a message
+
     # chunking (characters); passages must fit the model's 512-token window
     chunk_size: int = 800
     chunk_overlap: int = 0
@@ -44,7 +46,8 @@ class Settings:
     k: int = 5
     mode: Mode = "hybrid"
     candidates: int = 50  # per retriever, before fusion
-    dense_weight: float = 0.7  # hybrid: weight of the dense ranking in weighted RRF
+    fusion: Literal["rrf", "convex"] = "rrf"  # hybrid: weighted reciprocal ranks, or a convex mix of scores
+    dense_weight: float = 0.7  # hybrid: weight of the dense side
     rrf_k: int = 60
 
     # answering
@@ -66,6 +69,10 @@ class Settings:
             raise ValueError("chunk_size must be at least 100 characters")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError("chunk_overlap must be >= 0 and smaller than chunk_size")
+        if self.fusion not in ("rrf", "convex"):
+            raise ValueError(f"fusion must be rrf or convex, not {self.fusion!r}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError("dense_weight must be between 0 and 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from rag.text import detect_lang, normalize
 
 SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
-MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_FILE_BYTES = 20 * 1024 * 1024  # default per-file limit (Settings.max_file_mb)
 
 
 @dataclass(frozen=True)
@@ -183,13 +183,14 @@ def make_document(text: str, source: str, title: str = "", url: str = "", date: 
     )
 
 
-def read_file(path: Path, source: str) -> tuple[list[Document], list[Skipped]]:
+def read_file(path: Path, source: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[Document], list[Skipped]]:
     """Documents of one file, and what was skipped in it (with the reason)."""
     size = path.stat().st_size
     if size == 0:
         return [], [Skipped(source, "empty file")]
-    if size > MAX_FILE_BYTES:
-        return [], [Skipped(source, f"file too large ({size // 2**20} MiB > {MAX_FILE_BYTES // 2**20} MiB)")]
+    if size > max_bytes:
+        return [], [Skipped(source, f"file too large ({size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB, "
+                                    "set RAG_MAX_FILE_MB to raise it)")]
     text = decode(path.read_bytes())
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -228,7 +229,7 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
     return docs, skipped
 
 
-def load_corpus(corpus_dir: Path, project_root: Path | None = None) -> CorpusLoad:
+def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: int = MAX_FILE_BYTES) -> CorpusLoad:
     """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
@@ -247,7 +248,7 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None) -> CorpusLoa
             skipped.append(Skipped(source, f"unsupported file type (use {' '.join(SUFFIXES)})"))
             continue
         try:
-            found, bad = read_file(path, source)
+            found, bad = read_file(path, source, max_bytes)
         except (OSError, UnreadableFile, UnicodeDecodeError) as e:
             skipped.append(Skipped(source, str(e) or type(e).__name__))
             continue

@@ -58,7 +58,7 @@ class Engine:
             idx = Index.load(self.settings.index_dir, self.settings, self.embedder)
         except IndexProblem:
             return self.build(progress)
-        loaded = load_corpus(self.settings.corpus_dir, self.settings.project_root)
+        loaded = load_corpus(self.settings.corpus_dir, self.settings.project_root, self.settings.max_file_mb * 2**20)
         wanted = sorted(d.id for d in loaded.documents)
         have = sorted(idx.documents)
         chunking = idx.manifest.get("chunking", {})

@@ -28,6 +28,7 @@ from pathlib import Path
 import bm25s
 import faiss
 import numpy as np
+from tqdm import tqdm
 
 from rag import __version__
 from rag.chunking import Passage, chunk
@@ -241,20 +242,64 @@ def _previous_cache(index_dir: Path, embedder: Embedder) -> tuple[dict[str, np.n
     return p, s
 
 
+class _Checkpoint:
+    """Vectors embedded by an unfinished build, saved slice by slice so that a killed
+    `rag index` resumes where it stopped. Removed once a build completes."""
+
+    def __init__(self, index_dir: Path, embedder: Embedder):
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{embedder.model_id}-{embedder.dim}")
+        self.dir = index_dir / "builds" / f".partial-{safe}"
+
+    def load(self, dim: int) -> dict[str, np.ndarray]:
+        cache: dict[str, np.ndarray] = {}
+        for f in sorted(self.dir.glob("*.npz")) if self.dir.exists() else []:
+            try:
+                z = np.load(f)
+                if z["vecs"].shape[1:] == (dim,):
+                    cache.update(zip(z["keys"].tolist(), z["vecs"], strict=True))
+            except Exception:  # a slice cut short by a crash: ignore it, it will be re-embedded
+                continue
+        return cache
+
+    def save(self, keys: list[str], vecs: np.ndarray) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            name = hashlib.sha256("".join(keys).encode()).hexdigest()[:16]
+            tmp = self.dir / f".{name}.tmp.npz"
+            np.savez(tmp, keys=np.array(keys), vecs=vecs)
+            os.replace(tmp, self.dir / f"{name}.npz")
+        except OSError:
+            pass  # a checkpoint is an optimisation; the build goes on without it
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+CHECKPOINT_EVERY = 128  # texts embedded between checkpoints
+
+
 def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str], titles: list[str] | None,
-                   cache: dict[str, np.ndarray], what: str, progress: bool) -> tuple[np.ndarray, int]:
+                   cache: dict[str, np.ndarray], what: str, progress: bool,
+                   checkpoint: _Checkpoint | None = None) -> tuple[np.ndarray, int]:
     todo = {}
     for i, k in enumerate(keys):
         if k not in cache and k not in todo:
             todo[k] = i
     if todo:
-        idx = list(todo.values())
-        if progress:
-            print(f"embedding {len(idx)} new {what} ({len(keys) - len(idx)} reused)", file=sys.stderr)
-        # embed in slices so the progress bar moves and memory stays bounded
-        vecs = embedder.embed_documents([texts[i] for i in idx], [titles[i] for i in idx] if titles else None, progress=progress)
-        for k, v in zip(todo, vecs, strict=True):
-            cache[k] = v
+        items = list(todo.items())
+        # longest first, like sentence-transformers, so batches hold texts of similar length
+        items.sort(key=lambda kv: -len(texts[kv[1]]))
+        bar = tqdm(total=len(items), desc=f"embedding {what}", unit=what.rstrip("s"), disable=not progress,
+                   postfix={"reused": len(keys) - len(items)})
+        for start in range(0, len(items), CHECKPOINT_EVERY):
+            part = items[start:start + CHECKPOINT_EVERY]
+            vecs = embedder.embed_documents([texts[i] for _, i in part], [titles[i] for _, i in part] if titles else None)
+            for (k, _), v in zip(part, vecs, strict=True):
+                cache[k] = v
+            if checkpoint is not None:
+                checkpoint.save([k for k, _ in part], vecs)
+            bar.update(len(part))
+        bar.close()
     out = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
     return out.astype(np.float32), len(todo)
 
@@ -264,7 +309,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
     """Build the index of settings.corpus_dir (or of `documents`) and swap it in atomically."""
     t0 = time.time()
     if documents is None:
-        loaded = load_corpus(settings.corpus_dir, settings.project_root)
+        loaded = load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_mb * 2**20)
         documents, skipped = loaded.documents, loaded.skipped
     skipped = list(skipped or [])
     if progress:
@@ -292,15 +337,24 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
 
     index_dir = Path(settings.index_dir)
     p_cache, s_cache = _previous_cache(index_dir, embedder)
-    p_vecs, n_p = _embed_missing(embedder, p_keys, [p.text for p in passages], p_titles, p_cache, "passages", progress)
-    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, None, s_cache, "sentences", progress)
+    checkpoint = _Checkpoint(index_dir, embedder)
+    resumed = checkpoint.load(embedder.dim)
+    if resumed and progress:
+        print(f"resuming: {len(resumed)} vectors from an unfinished build", file=sys.stderr)
+    p_cache.update(resumed)
+    s_cache.update(resumed)
+    p_vecs, n_p = _embed_missing(embedder, p_keys, [p.text for p in passages], p_titles, p_cache, "passages", progress, checkpoint)
+    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, None, s_cache, "sentences", progress, checkpoint)
 
     # collapse passages whose normalised text repeats (same paragraph in two documents)
     first: dict[str, int] = {}
     dup_of = np.array([first.setdefault(" ".join(normalize(p.text).split()), i) for i, p in enumerate(passages)], np.int64)
 
     builds = index_dir / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
+    try:
+        builds.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise IndexProblem(f"cannot write the index folder {index_dir}: {e.strerror or e}") from e
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{int(time.time() * 1000) % 100000}"
     tmp = builds / f".tmp-{stamp}"
     try:
@@ -308,9 +362,14 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
         final = builds / stamp
         os.replace(tmp, final)
         _swap_current(index_dir, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IndexProblem(f"could not write the new index in {builds} ({e.strerror or e}); "
+                           "the previous index is unchanged") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    checkpoint.clear()
     _prune(builds, keep={final.name, *_previous_build_names(index_dir)})
     return BuildReport(len(documents), len(passages), len(s_keys), n_p, n_s,
                        len(p_keys) + len(s_keys) - n_p - n_s, skipped, time.time() - t0, final)
@@ -395,6 +454,6 @@ def _previous_build_names(index_dir: Path) -> list[str]:
 def _prune(builds: Path, keep: set[str]) -> None:
     """Drop older builds (kept: current and previous, so a reader mid-load never loses files)."""
     for d in builds.iterdir():
-        if d.name in keep or (d.name.startswith(".tmp-") and time.time() - d.stat().st_mtime < 3600):
+        if d.name in keep or d.name.startswith(".partial-") or (d.name.startswith(".tmp-") and time.time() - d.stat().st_mtime < 3600):
             continue
         shutil.rmtree(d, ignore_errors=True)

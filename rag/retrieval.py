@@ -36,6 +36,19 @@ def weighted_rrf(rankings: list[list[int]], weights: list[float], k: int = 60) -
     return fused
 
 
+def convex_fusion(dense: dict[int, float], lexical: dict[int, float], dense_weight: float) -> dict[int, float]:
+    """w·cosine + (1-w)·BM25/max(BM25): scores, not ranks, so a clear lexical match counts.
+
+    Items missing from one list get that list's smallest score (they ranked below it)."""
+    if not dense and not lexical:
+        return {}
+    top = max(lexical.values(), default=0.0) or 1.0
+    d_floor = min(dense.values(), default=0.0)
+    l_floor = min(lexical.values(), default=0.0) / top
+    return {i: dense_weight * dense.get(i, d_floor) + (1 - dense_weight) * (lexical[i] / top if i in lexical else l_floor)
+            for i in set(dense) | set(lexical)}
+
+
 def dense_search(index: Index, q_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
     k = min(k, index.dense.ntotal)
     if k <= 0:
@@ -82,8 +95,11 @@ def retrieve(index: Index, query: str, q_vec: np.ndarray | None, settings: Setti
         score = l_score
     else:
         w = settings.dense_weight
-        score = weighted_rrf([[i for i, _ in dense], [i for i, _ in lexical]], [w, 1.0 - w], settings.rrf_k)
-        order = sorted(score, key=lambda i: -score[i])
+        if settings.fusion == "convex":
+            score = convex_fusion(d_score, l_score, w)
+        else:
+            score = weighted_rrf([[i for i, _ in dense], [i for i, _ in lexical]], [w, 1.0 - w], settings.rrf_k)
+        order = sorted(score, key=lambda i: (-score[i], i))
     hits = []
     for i in _collapse(index, order)[:k]:
         dv = d_score.get(i)

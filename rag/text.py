@@ -145,8 +145,9 @@ def detect_lang(text: str) -> str:
         fa = 3 * sum(ch in _FA_ONLY for ch in text) + sum(w in _FA_WORDS for w in words)
         fa += 2 * text.count("ی") + 2 * text.count("ک")
         ar = sum(w in _AR_WORDS for w in words) + 2 * sum(w.startswith("ال") for w in words)
-        ar += 3 * text.count("ة") + 2 * text.count("ى") + text.count("ي") // 2
-        return "fa" if fa >= ar else "ar"
+        ar += 3 * text.count("ة") + 2 * text.count("ى") + 2 * text.count("ك") + text.count("ي")
+        ar += sum(w[:1] == "و" and w[1:] in _AR_WORDS for w in words)  # "وكم", "ومن" …
+        return "fa" if fa > ar or (fa == ar and not ar) else "ar"
     if latin >= 0.5 * letters:
         return "en"
     return "other"

@@ -92,7 +92,7 @@ def test_failed_build_leaves_previous_index(tiny_engine, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(index_mod, "np", type("NP", (), {"save": boom, "savez": boom, "__getattr__": lambda self, n: getattr(np, n)})())
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(IndexProblem, match="No space.*previous index is unchanged"):
         build_index(s, HashEmbedder(256), progress=False)
     monkeypatch.undo()
     assert (s.index_dir / "current").resolve() == before

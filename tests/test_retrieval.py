@@ -1,6 +1,6 @@
 import pytest
 
-from rag.retrieval import weighted_rrf
+from rag.retrieval import convex_fusion, weighted_rrf
 
 
 def test_weighted_rrf_hand_computed():
@@ -45,3 +45,12 @@ def test_duplicate_passages_are_collapsed(tiny_project):
     hits = engine.ask("خبر تکراری پوتین ترامپ تلفنی", k=10).hits
     texts = [h.passage.text for h in hits]
     assert len(texts) == len(set(texts))
+
+
+def test_convex_fusion_hand_computed():
+    fused = convex_fusion({1: 0.8, 2: 0.6}, {2: 10.0, 3: 5.0}, dense_weight=0.75)
+    assert fused[1] == pytest.approx(0.75 * 0.8 + 0.25 * 0.5)  # missing lexically: the lowest lexical score
+    assert fused[2] == pytest.approx(0.75 * 0.6 + 0.25 * 1.0)
+    assert fused[3] == pytest.approx(0.75 * 0.6 + 0.25 * 0.5)  # missing densely: the lowest cosine
+    assert convex_fusion({}, {}, 0.5) == {}
+    assert convex_fusion({1: 0.3}, {}, 0.5) == {1: pytest.approx(0.15)}

@@ -80,4 +80,6 @@ def test_detect_lang():
     assert detect_lang("مدت تماس پوتین و ترامپ چقدر بود؟") == "fa"
     assert detect_lang("كم استغرقت المكالمة بين بوتين وترامب؟") == "ar"
     assert detect_lang("How long did the call last?") == "en"
+    assert detect_lang("وكم استغرق؟") == "ar"
+    assert detect_lang("چند دقیقه؟") == "fa"
     assert detect_lang("12345 !!!") == "other"

@@ -1,0 +1,144 @@
+"""HTML for the chat: every piece of document or user text goes through `html.escape`.
+
+Streamlit markdown cannot set a direction per block, so the app renders its own small
+HTML (with `st.html`, which DOMPurify sanitises as a second line of defence). The
+direction of each block is decided from its own text: Persian and Arabic right-to-left,
+English left-to-right; inline pieces of the other direction are isolated with `<bdi>`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from html import escape
+
+from ui.chat import Snippet, Turn
+
+STYLE = """<style>
+.rag-block { line-height: 1.9; }
+.rag-user { white-space: pre-wrap; }
+.rag-answer { font-size: 1.05rem; }
+.rag-ref { text-decoration: none; font-weight: 600; font-size: .85em; padding: 0 .15em; }
+.rag-abstain { font-weight: 600; }
+.rag-note { font-size: .85rem; opacity: .75; }
+.rag-snippet { border-inline-start: 3px solid #cbd5e1; background: rgba(127,127,127,.07);
+  border-radius: 4px; padding: .35rem .75rem; margin: .35rem 0; scroll-margin-top: 4rem; }
+.rag-snippet:target { border-inline-start-color: #f59e0b; }
+.rag-head { font-size: .85rem; opacity: .85; margin-bottom: .2rem; }
+.rag-title { font-weight: 600; }
+.rag-source { font-family: ui-monospace, monospace; font-size: .8rem; }
+.rag-passage { white-space: pre-wrap; line-height: 1.8; }
+.rag-doc { white-space: pre-wrap; line-height: 1.9; max-height: 65vh; overflow-y: auto;
+  padding: .5rem .75rem; border: 1px solid rgba(127,127,127,.3); border-radius: 4px; }
+.rag-block mark, .rag-doc mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
+.rag-facts { font-size: .85rem; border-collapse: collapse; width: 100%; }
+.rag-facts td { padding: .1rem .3rem; border: none; vertical-align: top; }
+.rag-facts td:first-child { opacity: .7; white-space: nowrap; }
+[data-testid="stChatInput"] textarea { unicode-bidi: plaintext; text-align: start; }
+</style>"""
+
+# scrolls the open document to its <mark id="rag-cited">; constant code, no data in it
+SCROLL_TO_MARK = """<script>
+(function () {
+  let tries = 0;
+  const go = () => {
+    const marks = document.querySelectorAll('mark#rag-cited');
+    if (marks.length) { marks[marks.length - 1].scrollIntoView({block: 'center'}); }
+    else if (tries++ < 40) { setTimeout(go, 50); }
+  };
+  go();
+})();
+</script>"""
+
+
+def direction(text: str) -> str:
+    """'rtl' when most strongly directional characters are right-to-left, else 'ltr'."""
+    rtl = ltr = 0
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            rtl += 1
+        elif kind == "L":
+            ltr += 1
+    return "rtl" if rtl > ltr else "ltr"
+
+
+def _text(text: str) -> str:
+    return escape(text, quote=True)
+
+
+def _isolated(text: str, cls: str = "") -> str:
+    """Inline text isolated from its surroundings, with its own direction."""
+    c = f' class="{cls}"' if cls else ""
+    return f'<bdi dir="{direction(text)}"{c}>{_text(text)}</bdi>'
+
+
+def short(text: str, limit: int = 90) -> str:
+    """text cut at a word boundary to at most about `limit` characters (for titles)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip(" ،,.…") + "…"
+
+
+def _marked(text: str, start: int, end: int, mark_id: str = "") -> str:
+    """text with text[start:end] wrapped in <mark>, all escaped (no mark when the span is empty)."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    if end <= start:
+        return _text(text)
+    ident = f' id="{mark_id}"' if mark_id else ""
+    return f"{_text(text[:start])}<mark{ident}>{_text(text[start:end])}</mark>{_text(text[end:])}"
+
+
+def anchor(turn_no: int, i: int) -> str:
+    """The element id of snippet i (0-based) of a turn; [n] markers link to it."""
+    return f"rag-t{turn_no}-s{i}"
+
+
+def user_html(text: str) -> str:
+    return f'<div class="rag-block rag-user" dir="{direction(text)}">{_text(text)}</div>'
+
+
+def answer_html(turn: Turn, turn_no: int) -> str:
+    """The answer sentences, each with its [n] marker linking to its snippet, or the abstention."""
+    if turn.abstained:
+        return (f'<div class="rag-block rag-answer rag-abstain" dir="{direction(turn.message)}">'
+                f"{_text(turn.message)}</div>")
+    parts = []
+    for n, sentence in turn.sentences:
+        i = next((j for j, s in enumerate(turn.snippets) if s.n == n), 0)
+        parts.append(f'{_isolated(sentence)} <a class="rag-ref" href="#{anchor(turn_no, i)}">[{n}]</a>')
+    whole = " ".join(s for _, s in turn.sentences)
+    return f'<div class="rag-block rag-answer" dir="{direction(whole)}">{" ".join(parts)}</div>'
+
+
+def snippet_html(snippet: Snippet, element_id: str) -> str:
+    """One source: [n], title, source file and the passage with the cited sentence marked."""
+    label = f"[{snippet.n}] " if snippet.n else ""
+    where = f"{snippet.source} · {snippet.start}–{snippet.end}"
+    return (
+        f'<div class="rag-block rag-snippet" id="{element_id}">'
+        f'<div class="rag-head" dir="{direction(snippet.title)}">{label}{_isolated(short(snippet.title), "rag-title")} · '
+        f'<bdi dir="ltr" class="rag-source">{_text(where)}</bdi></div>'
+        f'<div class="rag-passage" dir="{direction(snippet.passage)}">'
+        f"{_marked(snippet.passage, snippet.mark_start, snippet.mark_end)}</div></div>"
+    )
+
+
+def note_html(text: str) -> str:
+    return f'<div class="rag-note" dir="{direction(text)}">{_text(text)}</div>'
+
+
+def document_html(title: str, source: str, text: str, start: int, end: int) -> str:
+    """The whole document, the cited span marked with id rag-cited (scrolled to by SCROLL_TO_MARK)."""
+    return (
+        f'<div class="rag-head" dir="{direction(title)}">{_isolated(title, "rag-title")} · '
+        f'<bdi dir="ltr" class="rag-source">{_text(source)}</bdi></div>'
+        f'<div class="rag-doc" dir="{direction(text[:2000])}">{_marked(text, start, end, "rag-cited")}</div>'
+    )
+
+
+def facts_html(rows: list[tuple[str, str]]) -> str:
+    """A small two-column table of facts (label, value), values escaped and isolated."""
+    body = "".join(f"<tr><td>{_text(k)}</td><td>{_isolated(v)}</td></tr>" for k, v in rows)
+    return f'<table class="rag-facts">{body}</table>'

@@ -1,0 +1,114 @@
+"""Adding an uploaded file to the corpus folder: a safe name, a size limit, validation.
+
+The file is checked with `rag.corpus.read_file` before it appears in the corpus under
+its final name, and a file is never overwritten: another file of the same name gets a
+numbered name, and the same bytes a second time are reported as already there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from rag.corpus import SUFFIXES, Document, UnreadableFile, read_file
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_NAME_CHARS = 100
+
+
+class UploadError(ValueError):
+    """An upload that cannot be added; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class Added:
+    path: Path  # where the file was written (or the identical file already there)
+    source: str  # path relative to the project root, as citations show it
+    documents: list[Document]
+    new: bool  # False: the same bytes were already in the corpus under this name
+
+
+def safe_name(name: str) -> str:
+    """A plain file name for the corpus folder: no folders, no '..', no hidden or odd characters."""
+    name = unicodedata.normalize("NFC", name or "").replace("\\", "/")
+    name = PurePosixPath(name).name  # drops any folder part, absolute or relative
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")  # control, format (bidi), private use
+    name = re.sub(r"[^\w.\- ]", "_", name).strip(" .")  # no leading dot: hidden files are not indexed
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem.strip("._ -"):
+        raise UploadError(f"{name or 'the file'}: the name needs a file type ({' '.join(SUFFIXES)})")
+    suffix = suffix.lower()
+    if f".{suffix}" not in SUFFIXES:
+        raise UploadError(f"{name}: .{suffix} files are not supported (use {' '.join(SUFFIXES)})")
+    stem = stem[:MAX_NAME_CHARS].strip(" .")
+    return f"{stem}.{suffix}"
+
+
+def _free_path(corpus_dir: Path, name: str, data: bytes) -> tuple[Path, bool]:
+    """(path, is_new): the name itself, the existing identical file, or name-2, name-3, …"""
+    stem, suffix = name.rsplit(".", 1)
+    for i in range(1, 1000):
+        path = corpus_dir / (name if i == 1 else f"{stem}-{i}.{suffix}")
+        if not path.exists() and not path.is_symlink():
+            return path, True
+        if path.is_file() and not path.is_symlink() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return path, False
+    raise UploadError(f"{name}: too many files of that name in the corpus")
+
+
+def add_upload(name: str, data: bytes, corpus_dir: Path, project_root: Path,
+               known_ids: dict[str, str] | None = None) -> Added:
+    """Validate an uploaded file and write it into corpus_dir (never outside it, never over a file).
+
+    known_ids maps document ids already indexed to their source, to refuse a copy of
+    a document under another name.
+    """
+    name = safe_name(name)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UploadError(f"{name} is {len(data) / 2**20:.1f} MiB; files up to {MAX_UPLOAD_BYTES // 2**20} MiB can be added")
+    if not data.strip():
+        raise UploadError(f"{name} is empty")
+    corpus_dir = Path(corpus_dir).resolve()
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    path, new = _free_path(corpus_dir, name, data)
+    source = _source(path, project_root)
+    if not new:
+        docs, _ = read_file(path, source)
+        return Added(path, source, docs, new=False)
+
+    # validate a hidden copy (hidden files are not indexed), then link it in under the
+    # final name: os.link fails instead of overwriting if that name appeared meanwhile
+    fd, tmp_name = tempfile.mkstemp(prefix=".upload-", suffix=path.suffix, dir=corpus_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            docs, skipped = read_file(tmp, source)
+        except (UnreadableFile, UnicodeDecodeError) as e:
+            raise UploadError(f"{name} cannot be read: {e}") from e
+        if not docs:
+            reasons = "; ".join(s.reason for s in skipped) or "no text"
+            raise UploadError(f"{name} has no document to add ({reasons})")
+        if known_ids:
+            dup = [known_ids[d.id] for d in docs if d.id in known_ids]
+            if len(dup) == len(docs):
+                raise UploadError(f"{name}: the same text is already in the corpus ({', '.join(sorted(set(dup)))})")
+        try:
+            os.link(tmp, path)
+        except FileExistsError as e:
+            raise UploadError(f"{name}: a file of that name was just added; try again") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Added(path, source, docs, new=True)
+
+
+def _source(path: Path, project_root: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path(project_root).resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
