@@ -59,21 +59,25 @@ class Q:
     impossible: bool
 
 
-def load_sets(data: Path) -> tuple[list[Document], list[Q]]:
+def load_sets(data: Path, max_contexts: int = 0, seed: int = 0) -> tuple[list[Document], list[Q]]:
+    """Contexts of the four sets as documents, and every question; with max_contexts, a
+    deterministic random sample of that many contexts per set (and their questions)."""
     docs: dict[str, Document] = {}
     qs: list[Q] = []
     for name, rel in SETS.items():
         d = json.loads((data / rel).read_text("utf-8"))
-        for art in d["data"]:
-            for para in art["paragraphs"]:
-                doc = make_document(para["context"], f"{name}:{hashlib.sha1(para['context'].encode()).hexdigest()[:10]}")
-                if doc is None:
-                    continue
-                docs.setdefault(doc.id, doc)
-                for qa in para["qas"]:
-                    answers = tuple(a["text"] for a in qa.get("answers", []) if a.get("text"))
-                    impossible = bool(qa.get("is_impossible")) or not answers
-                    qs.append(Q(name, qa["question"], answers, doc.id, impossible))
+        paras = [para for art in d["data"] for para in art["paragraphs"]]
+        if max_contexts and len(paras) > max_contexts:
+            paras = random.Random(seed).sample(paras, max_contexts)
+        for para in paras:
+            doc = make_document(para["context"], f"{name}:{hashlib.sha1(para['context'].encode()).hexdigest()[:10]}")
+            if doc is None:
+                continue
+            docs.setdefault(doc.id, doc)
+            for qa in para["qas"]:
+                answers = tuple(a["text"] for a in qa.get("answers", []) if a.get("text"))
+                impossible = bool(qa.get("is_impossible")) or not answers
+                qs.append(Q(name, qa["question"], answers, doc.id, impossible))
     return list(docs.values()), qs
 
 
@@ -254,6 +258,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "rag" / "bench")
     ap.add_argument("--distractors", type=int, default=1000, help="news passages per language")
+    ap.add_argument("--max-contexts", type=int, default=0, help="sample this many contexts per set (0 = all)")
     ap.add_argument("--model", default="embeddinggemma-300m")
     ap.add_argument("--sweep", action="store_true", help="also sweep fusion weights and answer settings")
     ap.add_argument("--latency", type=int, default=100, help="questions timed end to end through Engine.ask")
@@ -265,7 +270,7 @@ def main() -> int:
         print(f"no shared data at {args.data} (pass --data)", file=sys.stderr)
         return 2
 
-    docs, qs = load_sets(args.data)
+    docs, qs = load_sets(args.data, args.max_contexts)
     distractors = load_distractors(args.data, args.distractors)
     settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
     embedder = load_embedder(settings)

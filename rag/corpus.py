@@ -87,6 +87,10 @@ def decode(data: bytes) -> str:
         text = _utf16_without_bom(data)
         if text is not None:
             return text
+        lossy = data.decode("utf-8", errors="replace")
+        if lossy.count("\ufffd") <= max(3, len(lossy) // 100):  # UTF-8 with a few damaged bytes
+            raise UnreadableFile(f"invalid UTF-8 at byte offset {err.start} (the rest is UTF-8): "
+                                 "fix or re-save the file as UTF-8") from err
         try:
             text = data.decode("cp1256")
         except UnicodeDecodeError:

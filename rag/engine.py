@@ -12,7 +12,7 @@ import threading
 from rag.answer import Answer, answer
 from rag.config import Settings
 from rag.embedding import Embedder, load_embedder
-from rag.index import BuildReport, Index, IndexProblem, build_index
+from rag.index import BuildReport, Index, IndexProblem, OnProgress, build_index
 
 
 class Engine:
@@ -42,10 +42,10 @@ class Engine:
     def ask(self, question: str, mode: str | None = None, k: int | None = None, settings: Settings | None = None) -> Answer:
         return answer(self.index, self.embedder, question, settings or self.settings, mode=mode, k=k)
 
-    def build(self, progress: bool = True) -> BuildReport:
+    def build(self, progress: bool = True, on_progress: OnProgress | None = None) -> BuildReport:
         """Re-index the corpus (only new or changed text is embedded) and switch to it."""
         with self._build_lock:
-            report = build_index(self.settings, self.embedder, progress=progress)
+            report = build_index(self.settings, self.embedder, progress=progress, on_progress=on_progress)
             self._index = Index.load(self.settings.index_dir, self.settings, self.embedder)
             return report
 

@@ -21,6 +21,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -275,12 +276,13 @@ class _Checkpoint:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-CHECKPOINT_EVERY = 128  # texts embedded between checkpoints
+CHECKPOINT_EVERY = 128  # texts embedded between checkpoints (and progress callbacks)
+OnProgress = Callable[[str, int, int], None]  # (what: "passages"|"sentences", done, total)
 
 
 def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str], titles: list[str] | None,
                    cache: dict[str, np.ndarray], what: str, progress: bool,
-                   checkpoint: _Checkpoint | None = None) -> tuple[np.ndarray, int]:
+                   checkpoint: _Checkpoint | None = None, on_progress: OnProgress | None = None) -> tuple[np.ndarray, int]:
     todo = {}
     for i, k in enumerate(keys):
         if k not in cache and k not in todo:
@@ -299,14 +301,19 @@ def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str], titles
             if checkpoint is not None:
                 checkpoint.save([k for k, _ in part], vecs)
             bar.update(len(part))
+            if on_progress is not None:
+                on_progress(what, min(start + len(part), len(items)), len(items))
         bar.close()
     out = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
     return out.astype(np.float32), len(todo)
 
 
 def build_index(settings: Settings, embedder: Embedder, progress: bool = True, documents: list[Document] | None = None,
-                skipped: list[Skipped] | None = None) -> BuildReport:
-    """Build the index of settings.corpus_dir (or of `documents`) and swap it in atomically."""
+                skipped: list[Skipped] | None = None, on_progress: OnProgress | None = None) -> BuildReport:
+    """Build the index of settings.corpus_dir (or of `documents`) and swap it in atomically.
+
+    `progress` prints to the terminal; `on_progress(what, done, total)` is called as new
+    text is embedded (e.g. to drive a progress bar in the app)."""
     t0 = time.time()
     if documents is None:
         loaded = load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_mb * 2**20)
@@ -343,8 +350,8 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
         print(f"resuming: {len(resumed)} vectors from an unfinished build", file=sys.stderr)
     p_cache.update(resumed)
     s_cache.update(resumed)
-    p_vecs, n_p = _embed_missing(embedder, p_keys, [p.text for p in passages], p_titles, p_cache, "passages", progress, checkpoint)
-    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, None, s_cache, "sentences", progress, checkpoint)
+    p_vecs, n_p = _embed_missing(embedder, p_keys, [p.text for p in passages], p_titles, p_cache, "passages", progress, checkpoint, on_progress)
+    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, None, s_cache, "sentences", progress, checkpoint, on_progress)
 
     # collapse passages whose normalised text repeats (same paragraph in two documents)
     first: dict[str, int] = {}

@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from rag.embedding import HashEmbedder
 from ui import render
 from ui.chat import Snippet, Turn, is_follow_up, make_turn, next_thread, retrieval_query
-from ui.progress import ReportingEmbedder
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, add_upload, safe_name
 
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
@@ -189,18 +187,15 @@ def _id(text: str) -> str:
 
 
 # ---------------------------------------------------------------- indexing progress
-def test_reporting_embedder_reports_slices_and_returns_the_same_vectors():
-    inner = HashEmbedder(64)
-    emb = ReportingEmbedder(inner, slice_size=4)
-    texts = [f"text number {i}" for i in range(10)]
+def test_build_reports_progress_per_slice(tiny_project, monkeypatch):
+    from rag import index as index_mod
+    from rag.engine import Engine
+
+    monkeypatch.setattr(index_mod, "CHECKPOINT_EVERY", 2)
     seen = []
-    with emb.reporting(lambda done, total: seen.append((done, total))):
-        got = emb.embed_documents(texts, titles=["none"] * 10)
-    assert seen == [(4, 10), (8, 10), (10, 10)]
-    np.testing.assert_allclose(got, inner.embed_documents(texts))
-    seen.clear()
-    emb.embed_documents(texts)  # outside reporting(): no callback
-    assert seen == [] and emb.model_id == "hash-64" and emb.dim == 64
+    Engine(tiny_project, HashEmbedder(256)).build(progress=False, on_progress=lambda *a: seen.append(a))
+    assert [x for x in seen if x[0] == "passages"] == [("passages", 2, 3), ("passages", 3, 3)]
+    assert seen[-1][0] == "sentences" and seen[-1][1] == seen[-1][2]
 
 
 # ---------------------------------------------------------------- the app (AppTest)

@@ -19,14 +19,13 @@ from rag.index import BuildReport, Index, IndexProblem
 from rag.models import ModelError
 from ui import render
 from ui.chat import Snippet, Turn, make_turn, next_thread, retrieval_query
-from ui.progress import ReportingEmbedder
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, add_upload
 
 
 @st.cache_resource(show_spinner="Loading the embedding model (first start only, about ten seconds)…")
 def shared_engine(key: str, _settings: Settings) -> Engine:
     """One engine per settings and process, shared by all sessions (key: the settings' repr)."""
-    engine = Engine(_settings, ReportingEmbedder(load_embedder(_settings, progress=False)))
+    engine = Engine(_settings, load_embedder(_settings, progress=False))
     engine.embedder.embed_queries(["warm up"])  # the first question is then as fast as the rest
     return engine
 
@@ -36,12 +35,11 @@ def run_build(engine: Engine, label: str) -> BuildReport | None:
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text="Reading corpus/ …")
 
-        def step(done: int, total: int) -> None:
-            bar.progress(done / total, text=f"Embedding new text: {done} of {total} pieces")
+        def step(what: str, done: int, total: int) -> None:
+            bar.progress(done / total, text=f"Embedding new {what}: {done} of {total}")
 
         try:
-            with engine.embedder.reporting(step):
-                report = engine.build(progress=False)
+            report = engine.build(progress=False, on_progress=step)
         except (IndexProblem, FileNotFoundError, ModelError) as e:
             status.update(label=f"Indexing failed: {e}", state="error")
             return None
