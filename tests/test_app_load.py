@@ -1,0 +1,89 @@
+"""Several chat sessions at once share one engine: no cross-talk, memory stays flat.
+
+AppTest drives eight sessions in turn (AppTest itself is not thread-safe); eight real
+headless-chromium sessions then ask at the same time against one running server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests import test_browser as tb
+from tests.test_app import APP, app_env, ask  # noqa: F401 - app_env is a fixture
+
+CASES = [("Geneva snow airport closed", "corpus/en_weather.md", "three hours"),
+         ("تماس تلفنی پوتین و ترامپ چند دقیقه", "corpus/fa_call.txt", "۵۰ دقیقه"),
+         ("اجتماع كيري وظريف في نيويورك", "corpus/ar_meeting.txt", "نيويورك")]
+
+
+def test_eight_sessions_keep_their_own_history_and_answers(app_env, tiny_engine):  # noqa: F811
+    app_env(tiny_engine.settings.project_root, model="hash-256", abstain_threshold="0.05")
+    sessions = [AppTest.from_file(APP, default_timeout=120).run() for _ in range(8)]
+    for round_ in range(3):
+        for n, at in enumerate(sessions):  # interleaved: each session asks, then the next
+            q, want, _ = CASES[(n + round_) % len(CASES)]
+            html = ask(at, q)
+            assert want in " ".join(html[1:]), (n, round_, q)
+    for n, at in enumerate(sessions):
+        users = [m for m in at.chat_message if m.name == "user"]
+        assert [CASES[(n + r) % 3][0] in users[r].html[0].value for r in range(3)] == [True] * 3
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not tb.CHROMIUM.exists() or not tb.CHROMEDRIVER.exists(), reason="needs Debian's chromium")
+def test_eight_concurrent_browser_sessions(tiny_engine, tmp_path):
+    selenium = pytest.importorskip("selenium")
+    from selenium.webdriver.chrome.service import Service
+
+    root = tiny_engine.settings.project_root
+    errors: list[str] = []
+    rss: list[int] = []
+
+    def session(n: int, url: str) -> None:
+        opts = selenium.webdriver.ChromeOptions()
+        opts.binary_location = str(tb.CHROMIUM)
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / f'profile{n}'}", "--window-size=1000,900"):
+            opts.add_argument(arg)
+        driver = selenium.webdriver.Chrome(service=Service(str(tb.CHROMEDRIVER)), options=opts)
+        try:
+            q, source, _ = CASES[n % len(CASES)]
+            answer = tb.ask(driver, url, q)
+            page = driver.find_element("css selector", "body").text
+            others = [c[1] for c in CASES if c[1] != source and c[1] in page]
+            if not answer.text.strip() or q not in page or source not in page or others:
+                errors.append(f"session {n} asked {q!r}: page cites {source in page=} {others=}")
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"session {n}: {type(e).__name__}: {e}")
+        finally:
+            driver.quit()
+
+    with tb.streamlit_app(root, tmp_path / "streamlit.log", model="hash-256", abstain_threshold="0.05") as url:
+        server = next(p for p in psutil.process_iter(["cmdline"]) if url.rsplit(":", 1)[1] in " ".join(p.info["cmdline"] or []))
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                rss.append(server.memory_info().rss)
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        threads = [threading.Thread(target=session, args=(n, url)) for n in range(8)]
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=400)
+        stop.set()
+        sampler.join()
+    assert not errors, errors
+    print(f"\n8 concurrent browser sessions answered in {time.monotonic() - start:.0f} s; "
+          f"server RSS {rss[0] / 2**20:.0f} → peak {max(rss) / 2**20:.0f} MiB")
+    assert max(rss) - rss[0] < 400 * 2**20
