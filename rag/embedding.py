@@ -44,7 +44,13 @@ class SentenceTransformerEmbedder(Embedder):
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        try:
+            self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        except Exception as e:  # a damaged or foreign folder: say what to do, not a traceback
+            from rag.models import ModelError
+
+            raise ModelError(f"the model at {folder} cannot be loaded ({type(e).__name__}: {str(e)[:200]}): "
+                             "if it is a fetched model, delete the folder and run `rag model fetch`") from e
         self.model.max_seq_length = min(self.model.max_seq_length or self.MAX_TOKENS, self.MAX_TOKENS)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         full = get_dim()

@@ -50,6 +50,7 @@ EMBEDDINGGEMMA = KnownModel(
     license="Gemma Terms of Use",
 )
 KNOWN = {EMBEDDINGGEMMA.name: EMBEDDINGGEMMA}
+REQUIRED_FILES = ("modules.json", "config.json", "tokenizer.json")  # besides the weights
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -108,6 +109,10 @@ def ensure_model(model: str, models_dir: Path, *, progress: bool = True) -> Path
     target = Path(models_dir) / spec.name
     weights = target / spec.weights
     if weights.exists():
+        missing = [f for f in REQUIRED_FILES if not (target / f).exists()]
+        if missing:
+            raise ModelError(f"the model folder {target} is incomplete (missing {', '.join(missing)}): "
+                             f"delete {target} and run `rag model fetch`")
         if weights.stat().st_size != spec.size:
             raise ModelError(
                 f"{weights} has {weights.stat().st_size} bytes, expected {spec.size}: "

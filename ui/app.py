@@ -19,7 +19,7 @@ from rag.index import BuildReport, Index, IndexProblem
 from rag.models import ModelError
 from ui import render
 from ui.chat import Snippet, Turn, make_turn, next_thread, retrieval_query
-from ui.uploads import MAX_UPLOAD_BYTES, UploadError, add_upload
+from ui.uploads import UploadError, add_upload
 
 
 @st.cache_resource(show_spinner="Loading the embedding model (first start only, about ten seconds)…")
@@ -90,7 +90,7 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
         files = st.file_uploader(
             "Files are added to the corpus folder and indexed", type=[x.lstrip(".") for x in SUFFIXES],
             accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}",
-            max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+            max_upload_size=engine.settings.max_file_mb,
         )
         if files:
             add_files(engine, index, files)
@@ -108,7 +108,8 @@ def add_files(engine: Engine, index: Index, files) -> None:
     known = {d.id: d.source for d in index.documents.values()}
     for f in files:
         try:
-            got = add_upload(f.name, f.getvalue(), engine.settings.corpus_dir, engine.settings.project_root, known)
+            got = add_upload(f.name, f.getvalue(), engine.settings.corpus_dir, engine.settings.project_root, known,
+                             max_bytes=engine.settings.max_file_mb * 2**20)
         except UploadError as e:
             notices.append(("error", str(e)))
             continue

@@ -61,15 +61,15 @@ def _free_path(corpus_dir: Path, name: str, data: bytes) -> tuple[Path, bool]:
 
 
 def add_upload(name: str, data: bytes, corpus_dir: Path, project_root: Path,
-               known_ids: dict[str, str] | None = None) -> Added:
+               known_ids: dict[str, str] | None = None, max_bytes: int = MAX_UPLOAD_BYTES) -> Added:
     """Validate an uploaded file and write it into corpus_dir (never outside it, never over a file).
 
     known_ids maps document ids already indexed to their source, to refuse a copy of
     a document under another name.
     """
     name = safe_name(name)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise UploadError(f"{name} is {len(data) / 2**20:.1f} MiB; files up to {MAX_UPLOAD_BYTES // 2**20} MiB can be added")
+    if len(data) > max_bytes:
+        raise UploadError(f"{name} is {len(data) / 2**20:.1f} MiB; files up to {max_bytes // 2**20} MiB can be added")
     if not data.strip():
         raise UploadError(f"{name} is empty")
     corpus_dir = Path(corpus_dir).resolve()
