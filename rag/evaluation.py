@@ -511,7 +511,10 @@ def _fmt(v, kind: str) -> str:
 def _rows(run: EvalRun) -> list[list[str]]:
     rows = []
     for mode in run.modes:
-        for lang, m in run.metrics[mode].items():
+        by_lang = run.metrics[mode]
+        for lang, m in by_lang.items():
+            if lang != "all" and len(by_lang) == 2:
+                continue  # one language: its row would repeat "all"
             rows.append([mode, lang, str(m.n), f"{m.answerable}/{m.unanswerable}"]
                         + [_fmt(getattr(m, f), kind) for _, f, kind in COLUMNS])
     return rows
@@ -675,7 +678,7 @@ def plot_recall(run: EvalRun, path: Path, k: int = K) -> Path:
 def plot_evidence(run: EvalRun, path: Path) -> Path:
     """Evidence scores of answerable vs unanswerable questions, with the threshold, per mode."""
     plt = _pyplot()
-    fig, axes = plt.subplots(len(run.modes), 1, figsize=(7, 2.2 * len(run.modes) + 0.8), squeeze=False)
+    fig, axes = plt.subplots(len(run.modes), 1, figsize=(9, 2.2 * len(run.modes) + 0.8), squeeze=False)
     for ax, mode in zip(axes[:, 0], run.modes, strict=True):
         recs = run.records_for(mode)
         for answerable, label, y, colour in ((True, "answerable", 1, "tab:green"), (False, "unanswerable", 0, "tab:red")):
@@ -686,7 +689,7 @@ def plot_evidence(run: EvalRun, path: Path) -> Path:
             ax.axvline(run.threshold, color="black", linestyle="--", label=f"threshold {run.threshold:.3f}")
         ax.set(yticks=[0, 1], yticklabels=["unanswerable", "answerable"], ylim=(-0.5, 1.5), title=f"evidence scores — {mode}")
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     axes[-1, 0].set_xlabel("evidence (best sentence score; abstain below the threshold)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -751,7 +754,7 @@ def cmd_eval(args) -> int:
     if args.distractors:
         extra = load_distractors(args.distractors, limit=args.max_distractors or None)
         if documents is None:
-            documents = load_corpus(settings.corpus_dir, settings.project_root).documents
+            documents = load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_mb * 2**20).documents
         known = {d.id for d in documents}
         extra = [d for d in extra if d.id not in known]
         documents = documents + extra
@@ -769,6 +772,9 @@ def cmd_eval(args) -> int:
         engine = Engine(settings.replace(index_dir=index_dir))
         ensure_index(engine.settings, engine.embedder, documents, progress)
     items = items[: args.limit] if args.limit else items
+    if args.calibrate and len({i.answerable for i in items}) < 2:
+        raise ValueError("--calibrate needs both answerable and unanswerable questions "
+                         f"({sum(i.answerable for i in items)} of the {len(items)} questions are answerable)")
     info["evaluated"] = len(items)
     info["answerable"] = sum(i.answerable for i in items)
     modes = MODES if args.compare else (engine.settings.mode,)
@@ -790,8 +796,8 @@ def cmd_eval(args) -> int:
     out = args.out or _report_dir(engine.settings)
     write_report(run, out, engine.index, info)
     if args.json:
-        print(json.dumps({"report": str(out), "threshold": _num(run.threshold), "metrics": results_dict(run, info=info)["metrics"]},
-                         ensure_ascii=False, indent=1))
+        metrics = {mode: {lang: m.to_dict() for lang, m in by.items()} for mode, by in run.metrics.items()}
+        print(json.dumps({"report": str(out), "threshold": _num(run.threshold), "metrics": metrics}, ensure_ascii=False, indent=1))
     else:
         print(format_table(run))
         print(f"report: {engine.settings.relative(out / 'report.md')}")

@@ -129,25 +129,25 @@ def _cap(text: str, s: int, e: int) -> list[Span]:
 
 
 _FA_ONLY = set("پچژگ")
-_FA_WORDS = {"است", "را", "این", "که", "می", "برای", "شد", "کرد", "چه", "چقدر", "کدام", "چند", "آیا", "بود"}
-_AR_WORDS = {"في", "من", "على", "إلى", "التي", "الذي", "أن", "هل", "كم", "ما", "متى", "ماذا", "كيف", "عن", "مع"}
+_FA_WORDS = {normalize(w) for w in "است را این که می برای شد کرد چه چقدر کدام چند آیا بود های هم نیز شده کند".split()}
+_AR_WORDS = {normalize(w) for w in "في من على إلى التي الذي الذين أن هل كم ما متى ماذا كيف عن مع هذا هذه كان".split()}
 
 
 def detect_lang(text: str) -> str:
-    """'fa', 'ar', 'en' or 'other', from the script and a few function words."""
+    """'fa', 'ar', 'en' or 'other', from the script and a few function words.
+
+    Persian is often typed with Arabic ي/ك, so letters are normalised before counting."""
     arabic = sum(1 for ch in text if "\u0600" <= ch <= "\u06ff" or "\ufb50" <= ch <= "\ufeff")
     latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
     letters = sum(1 for ch in text if ch.isalpha())
     if letters == 0:
         return "other"
     if arabic >= latin and arabic >= 0.3 * letters:
-        words = re.findall(r"[\u0600-\u06ff]+", text)
-        fa = 3 * sum(ch in _FA_ONLY for ch in text) + sum(w in _FA_WORDS for w in words)
-        fa += 2 * text.count("ی") + 2 * text.count("ک")
-        ar = sum(w in _AR_WORDS for w in words) + 2 * sum(w.startswith("ال") for w in words)
-        ar += 3 * text.count("ة") + 2 * text.count("ى") + 2 * text.count("ك") + text.count("ي")
-        ar += sum(w[:1] == "و" and w[1:] in _AR_WORDS for w in words)  # "وكم", "ومن" …
-        return "fa" if fa > ar or (fa == ar and not ar) else "ar"
+        words = re.findall(r"[\u0600-\u06ff]+", normalize(text))
+        fa = 3 * sum(ch in _FA_ONLY for ch in text) + 2 * sum(w in _FA_WORDS for w in words)
+        ar = 2 * sum(w in _AR_WORDS or (w[:1] == "و" and w[1:] in _AR_WORDS) for w in words)
+        ar += 3 * text.count("ة") + 2 * text.count("ى") + sum(w.startswith("ال") and len(w) > 4 for w in words)
+        return "ar" if ar > fa else "fa"
     if latin >= 0.5 * letters:
         return "en"
     return "other"

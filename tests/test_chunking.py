@@ -3,7 +3,6 @@ from hypothesis import strategies as st
 
 from rag.chunking import chunk
 from rag.corpus import Document, load_corpus
-
 from tests.conftest import SEEDS
 
 

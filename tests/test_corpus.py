@@ -1,7 +1,6 @@
 import json
 
 from rag.corpus import clean, decode, doc_id, html_to_text, load_corpus
-
 from tests.conftest import SEEDS
 
 
