@@ -46,8 +46,10 @@ class Settings:
     k: int = 5
     mode: Mode = "hybrid"
     candidates: int = 50  # per retriever, before fusion
-    fusion: Literal["rrf", "convex"] = "rrf"  # hybrid: weighted reciprocal ranks, or a convex mix of scores
-    dense_weight: float = 0.7  # hybrid: weight of the dense side
+    # hybrid: a convex mix of scores (cosine, BM25/max) or weighted reciprocal ranks; the
+    # defaults won the sweep in eval/bench_retrieval.py (never below dense on any dev set)
+    fusion: Literal["rrf", "convex"] = "convex"
+    dense_weight: float = 0.5  # hybrid: weight of the dense side
     rrf_k: int = 60
 
     # answering

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,17 +37,27 @@ def weighted_rrf(rankings: list[list[int]], weights: list[float], k: int = 60) -
     return fused
 
 
-def convex_fusion(dense: dict[int, float], lexical: dict[int, float], dense_weight: float) -> dict[int, float]:
-    """w·cosine + (1-w)·BM25/max(BM25): scores, not ranks, so a clear lexical match counts.
+def convex_fusion(dense: dict[int, float], lexical: dict[int, float], dense_weight: float,
+                  lexical_scale: float | None = None) -> dict[int, float]:
+    """w·cosine + (1-w)·BM25/scale: scores, not ranks, so a clear lexical match counts.
 
-    Items missing from one list get that list's smallest score (they ranked below it)."""
+    scale defaults to the best BM25 score; `lexical_ceiling` (what a passage holding every
+    question word would score) keeps weak matches weak. Items missing from one list get
+    that list's smallest score (they ranked below it)."""
     if not dense and not lexical:
         return {}
-    top = max(lexical.values(), default=0.0) or 1.0
+    top = lexical_scale or max(lexical.values(), default=0.0) or 1.0
     d_floor = min(dense.values(), default=0.0)
     l_floor = min(lexical.values(), default=0.0) / top
     return {i: dense_weight * dense.get(i, d_floor) + (1 - dense_weight) * (lexical[i] / top if i in lexical else l_floor)
             for i in set(dense) | set(lexical)}
+
+
+def lexical_ceiling(index: Index, query_tokens: list[str], k1: float = 1.5) -> float:
+    """An upper bound of the BM25 score for these tokens: Σ idf·(k1+1) over the known ones."""
+    n = index.df.get("_n", 1)
+    return sum(math.log(1 + (n - index.df[t] + 0.5) / (index.df[t] + 0.5)) * (k1 + 1)
+               for t in set(query_tokens) if t in index.df and t != "_n")
 
 
 def dense_search(index: Index, q_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -96,7 +107,7 @@ def retrieve(index: Index, query: str, q_vec: np.ndarray | None, settings: Setti
     else:
         w = settings.dense_weight
         if settings.fusion == "convex":
-            score = convex_fusion(d_score, l_score, w)
+            score = convex_fusion(d_score, l_score, w, lexical_ceiling(index, tokens(query)) or None)
         else:
             score = weighted_rrf([[i for i, _ in dense], [i for i, _ in lexical]], [w, 1.0 - w], settings.rrf_k)
         order = sorted(score, key=lambda i: (-score[i], i))
