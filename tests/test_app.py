@@ -235,8 +235,8 @@ def sources(html: list[str]) -> list[str]:
 
 @pytest.fixture
 def seed_app(app_env, seed_index_dir) -> AppTest:
-    """The app over the seed corpus with the real model; off-topic evidence is below 0.3."""
-    app_env(seed_index_dir, abstain_threshold="0.3")
+    """The app over the seed corpus with the real model and its calibrated abstention threshold."""
+    app_env(seed_index_dir)
     return start()
 
 

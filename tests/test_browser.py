@@ -124,7 +124,7 @@ def open_first_document(driver):
 def test_persian_question_renders_right_to_left_with_citations(browser, seed_project, tmp_path):
     from selenium.webdriver.common.by import By
 
-    with streamlit_app(seed_project.project_root, tmp_path / "streamlit.log", abstain_threshold="0.3") as url:
+    with streamlit_app(seed_project.project_root, tmp_path / "streamlit.log") as url:
         answer = ask(browser, url, "مدت تماس پوتین و ترامپ چقدر بود؟")
         assert "ترامپ" in answer.text and "[1]" in answer.text
         assert browser.execute_script("return getComputedStyle(arguments[0]).direction", answer) == "rtl"
