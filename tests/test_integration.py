@@ -69,3 +69,29 @@ def test_answer_modes_agree_on_a_clear_question(seed_engine):
         ans = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", mode=mode)
         assert ans.hits[0].passage.doc_id == next(
             d.id for d in seed_engine.index.documents.values() if d.source.endswith(f"{FA_CALL}.txt"))
+
+
+def test_eight_threads_share_the_real_model_without_cross_talk(seed_engine):
+    import threading
+
+    import psutil
+
+    cases = [CASES[0], CASES[3], CASES[6], CASES[8]]
+    errors, rss = [], [psutil.Process().memory_info().rss]
+
+    def worker(n):
+        for i in range(3):
+            question, _, doc, fact = cases[(n + i) % len(cases)]
+            ans = seed_engine.ask(question)
+            if ans.question != question or ans.citations[0].source != f"corpus/{doc}.txt":
+                errors.append((n, question, ans.text[:80]))
+            rss.append(psutil.Process().memory_info().rss)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    assert len(rss) == 1 + 8 * 3
+    assert max(rss) - rss[0] < 300 * 2**20
