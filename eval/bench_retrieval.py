@@ -32,7 +32,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import DEFAULT_WEIGHTS, FEATURES, sentence_features  # noqa: E402
+from rag.answer import DEFAULT_WEIGHTS, FEATURES, select, sentence_features  # noqa: E402
 from rag.chunking import chunk  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.corpus import Document, make_document  # noqa: E402
@@ -192,6 +192,7 @@ def collect(index, qs, qvecs, settings) -> list[Candidates]:
 def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float, max_sentences: int = 3):
     """Containment of the first sentence / whole answer per set, and each question's evidence."""
     w = np.array([weights.get(f, 0.0) for f in FEATURES], np.float32)
+    sel_settings = Settings(sentence_margin=margin, max_sentences=max_sentences)
     first: dict[str, list] = {s: [] for s in SETS}
     whole: dict[str, list] = {s: [] for s in SETS}
     oracle: dict[str, list] = {s: [] for s in SETS}
@@ -209,16 +210,9 @@ def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float,
         evidence.append(float(scores[order[0]]))
         if c.q.impossible:
             continue
-        chosen = [order[0]]
-        seen = {index.sentence_text(c.refs[order[0]][0])}
-        for i in order[1:]:
-            if len(chosen) >= max_sentences or scores[i] < scores[order[0]] - margin:
-                break
-            t = index.sentence_text(c.refs[i][0])
-            if t in seen or any(float(index.sentence_vectors[c.refs[i][0]] @ index.sentence_vectors[c.refs[x][0]]) > 0.92 for x in chosen):
-                continue
-            seen.add(t)
-            chosen.append(i)
+        scored = [(float(scores[i]), c.refs[i][0], c.refs[i][1]) for i in order]
+        chosen_j = {j for _, j, _ in select(scored, index, sel_settings)}
+        chosen = [i for i in order if c.refs[i][0] in chosen_j]
         first[c.q.set].append(bool(c.labels[order[0]]))
         whole[c.q.set].append(bool(c.labels[chosen].any()))
         oracle[c.q.set].append(bool(c.labels.any()))
