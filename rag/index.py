@@ -233,13 +233,21 @@ def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embed
 
 # ---------------------------------------------------------------- build
 def _previous_cache(index_dir: Path, embedder: Embedder) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Vectors of the current build keyed by text hash, when it used the same model."""
+    """Vectors of the current build keyed by text hash, when it used the same model.
+
+    Reads only the keys and vectors (not FAISS, BM25 or the documents); anything
+    unreadable just means nothing is reused."""
+    build = index_dir / "current"
     try:
-        old = Index.load(index_dir, embedder=embedder, verify=False)
-    except IndexProblem:
+        manifest = json.loads((build / "manifest.json").read_text("utf-8"))
+        _check_compatible(manifest, None, embedder, index_dir)
+        with open(build / "passages.jsonl", encoding="utf-8") as f:
+            p_keys = [json.loads(line)["key"] for line in f]
+        s_keys = json.loads((build / "sentence_keys.json").read_text("utf-8"))
+        p = dict(zip(p_keys, np.load(build / "passage_vectors.npy"), strict=True))
+        s = dict(zip(s_keys, np.load(build / "sentence_vectors.npy"), strict=True))
+    except (OSError, ValueError, KeyError, IndexProblem):
         return {}, {}
-    p = dict(zip(old.passage_keys, old.passage_vectors, strict=True))
-    s = dict(zip(old.sent_keys, old.sentence_vectors, strict=True))
     return p, s
 
 
