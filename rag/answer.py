@@ -100,7 +100,8 @@ _NUMERIC_Q = re.compile(
 )
 _DIGIT = re.compile(r"\d")
 
-FEATURES = ("cos", "overlap", "neighbour_cos", "numeric_match", "novelty", "log_length", "passage_cos", "passage_rank")
+FEATURES = ("cos", "overlap", "neighbour_cos", "numeric_match", "novelty", "log_length", "passage_cos", "passage_rank",
+            "local_overlap")
 DEFAULT_WEIGHTS = {"bias": 0.0, "cos": 1.0, "overlap": 0.3}
 DEFAULT_MARGIN = 0.08
 
@@ -111,7 +112,7 @@ def sentence_features(index: Index, hits: list[Hit], q_vec: np.ndarray, question
     q_tokens = tokens(question)
     q_set = set(q_tokens)
     numeric_q = bool(_NUMERIC_Q.search(" ".join(normalize(question).split())))
-    rows, refs = [], []
+    cands = []  # (rank, hit, position in passage, sentence index, cosine, neighbours' cosines, text, token set)
     for rank, h in enumerate(hits[:n_passages], start=1):
         js = list(index.passage_sentences(h.index))
         if not js:
@@ -119,22 +120,39 @@ def sentence_features(index: Index, hits: list[Hit], q_vec: np.ndarray, question
         cos = index.sentence_vectors[js] @ q_vec
         for pos, j in enumerate(js):
             text = index.sentence_text(j)
-            s_tokens = tokens(text)
-            s_set = set(s_tokens)
             neighbours = [cos[pos - 1]] if pos > 0 else []
             neighbours += [cos[pos + 1]] if pos + 1 < len(js) else []
-            rows.append((
-                float(cos[pos]),
-                idf_overlap(q_tokens, s_set, index.df),
-                float(max(neighbours)) if neighbours else float(cos[pos]),
-                float(numeric_q and bool(_DIGIT.search(normalize(text)))),
-                len(s_set - q_set) / len(s_set) if s_set else 0.0,
-                math.log(1 + len(text)),
-                float(h.dense) if h.dense is not None else 0.0,
-                1.0 / rank,
-            ))
-            refs.append((j, h))
+            cands.append((rank, h, j, float(cos[pos]), neighbours, text, set(tokens(text))))
+    local = local_weights(q_set, [c[-1] for c in cands], index.df)
+    local_total = sum(local.values())
+    rows, refs = [], []
+    for rank, h, j, cos, neighbours, text, s_set in cands:
+        rows.append((
+            cos,
+            idf_overlap(q_tokens, s_set, index.df),
+            float(max(neighbours)) if neighbours else cos,
+            float(numeric_q and bool(_DIGIT.search(normalize(text)))),
+            len(s_set - q_set) / len(s_set) if s_set else 0.0,
+            math.log(1 + len(text)),
+            float(h.dense) if h.dense is not None else 0.0,
+            1.0 / rank,
+            sum(w for t, w in local.items() if t in s_set) / local_total if local_total else 0.0,
+        ))
+        refs.append((j, h))
     return np.array(rows, dtype=np.float32).reshape(-1, len(FEATURES)), refs
+
+
+def local_weights(q_set: set[str], sentence_sets: list[set[str]], df: dict[str, int]) -> dict[str, float]:
+    """Weight of each question word for telling the candidate sentences apart: its corpus
+    IDF times how rare it is among the candidates. A word every candidate shares (the
+    topic, e.g. the person the question is about) cannot pick the answer sentence."""
+    n = len(sentence_sets)
+    n_docs = df.get("_n", 1)
+    out = {}
+    for t in q_set:
+        c = sum(t in s for s in sentence_sets)
+        out[t] = math.log(1 + n_docs / (1 + df.get(t, 0))) * math.log((1 + n) / (1 + c))
+    return out
 
 
 def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str,

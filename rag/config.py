@@ -34,6 +34,9 @@ class Settings:
     model: str = "embeddinggemma-300m"
     dim: int = 0  # 0 = the model's full dimension; else Matryoshka truncation
     batch_size: int = 16
+    # float32 or bfloat16; auto = bfloat16 only where the CPU computes it natively
+    # (AVX-512 BF16 or AMX: about 2.5x faster, cosine 0.9999), else float32
+    dtype: str = "auto"
 
     max_file_mb: int = 20  # larger corpus files are skipped with a message
 
@@ -77,6 +80,8 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
 
     def replace(self, **changes) -> Settings:
         changes = {k: v for k, v in changes.items() if v is not None}

@@ -19,6 +19,7 @@ class Embedder(ABC):
     model_id: str  # stored in the index manifest
     weights_sha256: str
     dim: int
+    dtype: str = "float32"
 
     @abstractmethod
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
@@ -38,14 +39,18 @@ class SentenceTransformerEmbedder(Embedder):
 
     MAX_TOKENS = 512
 
-    def __init__(self, folder: Path, model_id: str, weights_sha256: str, dim: int = 0, batch_size: int = 16):
+    def __init__(self, folder: Path, model_id: str, weights_sha256: str, dim: int = 0, batch_size: int = 16,
+                 dtype: str = "auto"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        self.dtype = resolve_dtype(dtype)
         try:
-            self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+            self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
+                                             model_kwargs={"torch_dtype": getattr(torch, self.dtype)})
         except Exception as e:  # a damaged or foreign folder: say what to do, not a traceback
             from rag.models import ModelError
 
@@ -119,18 +124,41 @@ _CACHE: dict[tuple, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it torch
+    emulates bfloat16, several times slower than float32."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_dtype(dtype: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32 or bfloat16")
+    return dtype
+
+
 def load_embedder(settings, progress: bool = True) -> Embedder:
     """The embedder named by settings.model, loaded once per process."""
     from rag.models import ensure_model, weights_hash
 
     if settings.model.startswith("hash-"):
         return HashEmbedder(int(settings.model.split("-", 1)[1]))
-    key = (settings.model, str(settings.models_dir), settings.dim)
+    key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype))
     with _CACHE_LOCK:
         if key not in _CACHE:
             folder = ensure_model(settings.model, settings.models_dir, progress=progress)
             _CACHE[key] = SentenceTransformerEmbedder(
                 folder, model_id=settings.model, weights_sha256=weights_hash(folder),
-                dim=settings.dim, batch_size=settings.batch_size,
+                dim=settings.dim, batch_size=settings.batch_size, dtype=settings.dtype,
             )
         return _CACHE[key]

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from rag.answer import NO_ANSWER, QuestionError, idf_overlap, select
+from rag.answer import NO_ANSWER, QuestionError, idf_overlap, local_weights, select
 from rag.text import tokens
 
 
@@ -13,6 +13,18 @@ def test_idf_overlap_hand_computed():
     assert idf_overlap(["پوتین", "تماس"], {"پوتین", "تماس", "x"}, df) == pytest.approx(1.0)
     assert idf_overlap([], {"x"}, df) == 0.0
     assert idf_overlap(["unseen"], {"x"}, df) == 0.0
+
+
+def test_local_weights_ignore_the_words_every_candidate_shares():
+    # the topic word is in every candidate sentence, so it cannot tell them apart;
+    # the word asked about is in one of them only
+    sents = [set(tokens(s)) for s in ("رونالدینیو در بارسلونا بازی کرد.",
+                                      "رونالدینیو برزیلی است.",
+                                      "به رونالدینیو لقب شاعر فوتبال داده اند.")]
+    df = {"_n": 100, tokens("رونالدینیو")[0]: 3, tokens("لقب")[0]: 3}
+    w = local_weights(set(tokens("لقب رونالدینیو چیست")), sents, df)
+    assert w[tokens("رونالدینیو")[0]] == 0.0
+    assert w[tokens("لقب")[0]] == pytest.approx(math.log(1 + 100 / 4) * math.log(4 / 2))
 
 
 def test_answer_is_verbatim_sentences_with_citations(tiny_engine):

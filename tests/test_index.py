@@ -21,7 +21,7 @@ def test_save_load_round_trip(tiny_engine):
     for p in loaded.passages:
         assert loaded.documents[p.doc_id].text[p.start:p.end] == p.text
     m = loaded.manifest
-    assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True}
+    assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True, "dtype": "float32"}
     assert m["chunking"]["chunk_size"] == 800 and m["corpus"]["documents"] == 3
     assert {"documents.jsonl", "passages.jsonl", "dense.faiss", "passage_vectors.npy"} <= set(m["files"])
     assert (s.index_dir / "current").is_symlink()

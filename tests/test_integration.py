@@ -95,3 +95,17 @@ def test_eight_threads_share_the_real_model_without_cross_talk(seed_engine):
     assert not errors
     assert len(rss) == 1 + 8 * 3
     assert max(rss) - rss[0] < 300 * 2**20
+
+
+def test_bfloat16_embeddings_match_float32():
+    # bfloat16 is what `dtype=auto` picks on CPUs that compute it natively; vectors of
+    # either kind must be interchangeable in one index
+    from rag.config import Settings
+    from rag.embedding import load_embedder
+
+    texts = ["پوتین و ترامپ تلفنی گفت‌وگو کردند.", "التقى وزير الخارجية بنظيره الإيراني في فيينا."]
+    f32 = load_embedder(Settings(dtype="float32"))
+    bf16 = load_embedder(Settings(dtype="bfloat16"))
+    assert bf16.dtype == "bfloat16" and f32.dtype == "float32"
+    assert (f32.embed_documents(texts) * bf16.embed_documents(texts)).sum(1).min() > 0.999
+    assert (f32.embed_queries(texts) * bf16.embed_queries(texts)).sum(1).min() > 0.999

@@ -122,3 +122,23 @@ def test_a_folder_that_is_not_a_model_fails_clearly(tmp_path):
     (folder / "modules.json").write_text("not json")
     with pytest.raises(ModelError, match="cannot be loaded"):
         SentenceTransformerEmbedder(folder, "broken", "none")
+
+
+def test_bfloat16_only_where_the_cpu_has_it():
+    from rag.embedding import native_bf16, resolve_dtype
+
+    plain = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert not native_bf16(plain)
+    assert native_bf16(plain.replace("fma", "fma avx512f avx512_bf16"))
+    assert native_bf16("flags : sse2 amx_bf16 amx_tile\n")
+    assert resolve_dtype("auto") == ("bfloat16" if native_bf16() else "float32")
+    assert resolve_dtype("float32") == "float32"
+    with pytest.raises(ValueError, match="dtype"):
+        resolve_dtype("int8")
+
+
+def test_unknown_dtype_setting_is_refused():
+    from rag.config import Settings
+
+    with pytest.raises(ValueError, match="dtype must be"):
+        Settings(dtype="float16")
