@@ -104,6 +104,7 @@ FEATURES = ("cos", "overlap", "neighbour_cos", "numeric_match", "novelty", "log_
             "local_overlap")
 DEFAULT_WEIGHTS = {"bias": 0.0, "cos": 1.0, "overlap": 0.3}
 DEFAULT_MARGIN = 0.08
+DENSE_SCAN = 10  # answer_pool looks this far down the ranking for the passage closest by cosine
 
 
 def sentence_features(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str,
@@ -112,8 +113,8 @@ def sentence_features(index: Index, hits: list[Hit], q_vec: np.ndarray, question
     q_tokens = tokens(question)
     q_set = set(q_tokens)
     numeric_q = bool(_NUMERIC_Q.search(" ".join(normalize(question).split())))
-    cands = []  # (rank, hit, position in passage, sentence index, cosine, neighbours' cosines, text, token set)
-    for rank, h in enumerate(hits[:n_passages], start=1):
+    cands = []  # (rank, hit, sentence index, cosine, neighbours' cosines, text, token set)
+    for rank, h in answer_pool(hits, n_passages):
         js = list(index.passage_sentences(h.index))
         if not js:
             continue
@@ -140,6 +141,24 @@ def sentence_features(index: Index, hits: list[Hit], q_vec: np.ndarray, question
         ))
         refs.append((j, h))
     return np.array(rows, dtype=np.float32).reshape(-1, len(FEATURES)), refs
+
+
+def answer_pool(hits: list[Hit], n_passages: int) -> list[tuple[int, Hit]]:
+    """The passages answer sentences are taken from, each with its rank by query cosine.
+
+    The top n_passages of the ranking, plus the passage closest to the question by
+    cosine among the first DENSE_SCAN when the ranking left it out. Lexical evidence only
+    exists within one language, so the fused ranking favours passages in the question's
+    language; cosine does not, and this keeps an answer in another language within reach.
+    """
+    pool = list(hits[:n_passages])
+    scan = [h for h in hits[:DENSE_SCAN] if h.dense is not None]
+    if scan:
+        best = max(scan, key=lambda h: h.dense)
+        if all(best.index != h.index for h in pool):
+            pool.append(best)
+    by_cos = sorted(pool, key=lambda h: -(h.dense if h.dense is not None else -1.0))
+    return [(by_cos.index(h) + 1, h) for h in pool]
 
 
 def local_weights(q_set: set[str], sentence_sets: list[set[str]], df: dict[str, int]) -> dict[str, float]:
@@ -207,7 +226,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     q_vec = embedder.embed_queries([question])[0]
     t1 = time.perf_counter()
     k = k or settings.k
-    hits = retrieve(index, question, q_vec, settings, mode=mode, k=max(k, settings.answer_passages))
+    hits = retrieve(index, question, q_vec, settings, mode=mode, k=max(k, settings.answer_passages, DENSE_SCAN))
     t2 = time.perf_counter()
     scored = score_sentences(index, hits, q_vec, question, settings)
     threshold = settings.abstain_threshold if settings.abstain_threshold is not None else index.abstain_threshold

@@ -2,7 +2,17 @@ import math
 
 import pytest
 
-from rag.answer import NO_ANSWER, QuestionError, idf_overlap, local_weights, select
+from rag.answer import (
+    DENSE_SCAN,
+    NO_ANSWER,
+    QuestionError,
+    answer_pool,
+    idf_overlap,
+    local_weights,
+    select,
+)
+from rag.chunking import Passage
+from rag.retrieval import Hit
 from rag.text import tokens
 
 
@@ -25,6 +35,23 @@ def test_local_weights_ignore_the_words_every_candidate_shares():
     w = local_weights(set(tokens("لقب رونالدینیو چیست")), sents, df)
     assert w[tokens("رونالدینیو")[0]] == 0.0
     assert w[tokens("لقب")[0]] == pytest.approx(math.log(1 + 100 / 4) * math.log(4 / 2))
+
+
+def _hits(dense: list[float]) -> list[Hit]:
+    return [Hit(Passage(f"p{i}", f"d{i}", 0, 1, "x"), 1.0 - i / 100, d, None, i) for i, d in enumerate(dense)]
+
+
+def test_answer_pool_adds_the_passage_closest_by_cosine():
+    # fused ranking put the best-cosine passage (e.g. one in another language, with no
+    # lexical match) fifth: it joins the top three, ranked first by cosine
+    pool = answer_pool(_hits([0.40, 0.30, 0.35, 0.20, 0.55, 0.10]), 3)
+    assert [(r, h.index) for r, h in pool] == [(2, 0), (4, 1), (3, 2), (1, 4)]
+    # already among the top three: nothing added
+    pool = answer_pool(_hits([0.40, 0.60, 0.35, 0.20]), 3)
+    assert [(r, h.index) for r, h in pool] == [(2, 0), (1, 1), (3, 2)]
+    # only the first DENSE_SCAN hits are looked at
+    far = [0.4, 0.3, 0.2] + [0.1] * (DENSE_SCAN - 3) + [0.9]
+    assert [h.index for _, h in answer_pool(_hits(far), 3)] == [0, 1, 2]
 
 
 def test_answer_is_verbatim_sentences_with_citations(tiny_engine):
