@@ -14,6 +14,7 @@ new or changed text, and deleted documents simply drop out.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -81,7 +82,9 @@ def _file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=8)
 def default_calibration(model_id: str) -> dict | None:
+    """The tuning shipped for a model in rag/calibration.json (read once; do not modify)."""
     data = json.loads(resources.files("rag").joinpath("calibration.json").read_text("utf-8"))
     return data.get(model_id)
 
@@ -122,9 +125,13 @@ class Index:
         """Answer tuning for this model: abstention threshold, sentence weights and margin.
 
         From `rag eval --calibrate` on this index (index/calibration.json), else the
-        defaults fitted on the dev sets and shipped in rag/calibration.json.
+        defaults fitted on the dev sets and shipped with this version in
+        rag/calibration.json (they go with this version's scorer), else the copy the
+        manifest took when the index was built.
         """
-        return self.calibration or self.manifest.get("tuning") or {}
+        if self.calibration:
+            return self.calibration
+        return default_calibration(self.manifest["model"]["id"]) or self.manifest.get("tuning") or {}
 
     @property
     def abstain_threshold(self) -> float | None:

@@ -20,14 +20,24 @@ CASES = [  # question, language pair, expected top document, fact that must be i
     ("Who did Kerry phone about building an international coalition against the Islamic State?", "en→ar", AR, "لافروف"),
     ("برای نخستین بار پس از انقلاب ۵۷ یک وزیر خارجه آمریکا وارد کجا شد؟", "fa→fa", FA_NY, "اقامتگاه نماینده ایران"),
     ("من هو مساعد الرئيس الروسي الذي تحدث عن المكالمة بين بوتين وترامب؟", "ar→fa", FA_CALL, "اوشاکوف"),
+    ("روابط دیپلماتیک ایران و آمریکا چند سال است که قطع شده است؟", "fa→ar", AR, "34 عام"),
+    ("مهلت توافق هسته‌ای ایران و گروه ۵+۱ تا چه تاریخی است؟", "fa→ar", AR, "24 تشرين الثاني"),
+    ("از طرف ایران کدام معاونان وزیر خارجه به جلسه پیوستند؟", "fa→ar", AR, "عباس عرقجي"),
 ]
 
-# Known limitation, kept visible: two articles (001 Persian, 002 Arabic) report the same
-# Kerry–Zarif meeting in New York. For these questions the first answer sentence comes from
-# the article in (or closer to) the question's language, although the fact is in the other.
+# Known limitation, kept visible: articles 001 (Persian) and 002 (Arabic) report the same
+# Kerry–Zarif meeting, and 000 the Geneva talks. Lexical evidence exists only within one
+# language, so for these questions the first answer sentence comes from an article in the
+# question's language although the fact is only in the other one. Of the eight Persian
+# questions written about facts found only in the Arabic article, the three above pass
+# and these five do not (the cosine-closest passage joins the answer pool, which is what
+# brought the three in; the fact is in the answer, not first, in two of the five).
 CONFUSABLE = [
-    ("روابط دیپلماتیک ایران و آمریکا چند سال است که قطع شده است؟", "fa→ar", AR, "34 عام"),
     ("کری و ظریف در دیدار یکشنبه در هتلی در نیویورک درباره خطرات کدام تنظیم افراطی بحث کردند؟", "fa→ar", AR, "الدولة الاسلامية"),
+    ("کری در تماس تلفنی با کدام وزیر خارجه درباره ائتلاف بین‌المللی علیه داعش گفتگو کرد؟", "fa→ar", AR, "لافروف"),
+    ("از طرف آمریکا چه کسانی بعداً به دیدار کری و ظریف پیوستند؟", "fa→ar", AR, "وليام بيرنز"),
+    ("دیدار کری و ظریف در هتل نیویورک چقدر طول کشید؟", "fa→ar", AR, "ساعة"),
+    ("کری و لاوروف قرار است در حاشیه کدام نشست دیدار کنند؟", "fa→ar", AR, "الجمعية العامة"),
     ("In which city did Kerry join his German, French and British counterparts for the talks with Zarif and Ashton?", "en→fa", FA_GENEVA, "ژنو"),
     ("Which group did Kerry want Zarif to help bring back to the negotiating table in Yemen?", "en→fa", FA_NY, "حوثی"),
 ]
