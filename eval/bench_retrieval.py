@@ -328,7 +328,7 @@ def main() -> int:
     fitted, evidence = answer_metrics(index, cands, weights, args.margin)
     rows += [["fitted on all four sets", k] + [fitted[k][x] for x in SETS] + [float(np.mean(list(fitted[k].values())))]
              for k in ("first", "whole")]
-    print(table(f"Answer containment (hybrid, top {settings.answer_passages} passages' sentences, ≤{settings.max_sentences} sentences, margin {args.margin})",
+    print(table(f"Answer containment (hybrid; sentences of the top {settings.answer_passages} passages + the closest by cosine; ≤{settings.max_sentences} sentences, margin {args.margin})",
                 ["scorer", "answer"] + list(SETS) + ["macro"], rows))
     print("sentence weights: " + json.dumps({k: round(v, 3) for k, v in weights.items()}))
 
