@@ -43,7 +43,7 @@ from rag.corpus import Document, make_document  # noqa: E402
 from rag.embedding import load_embedder  # noqa: E402
 from rag.engine import Engine  # noqa: E402
 from rag.index import Index, build_index  # noqa: E402
-from rag.metrics import containment  # noqa: E402
+from rag.metrics import best_threshold, containment  # noqa: E402
 from rag.retrieval import retrieve  # noqa: E402
 
 SETS = {
@@ -245,21 +245,12 @@ def fit_weights(cands: list[Candidates]) -> dict:
 
 
 def calibrate(evidence: list[float], impossible: list[bool], max_wrong: float = 1.0) -> dict:
-    """The threshold maximising abstention F1 (abstain when evidence < threshold), among
-    thresholds that wrongly abstain on at most `max_wrong` of the answerable questions."""
-    ev = np.array(evidence)
-    imp = np.array(impossible)
-    best = {"f1": -1.0}
-    for t in np.unique(np.round(ev, 4)):
-        abst = ev < t
-        tp = int((abst & imp).sum())
-        p = tp / max(1, abst.sum())
-        r = tp / max(1, imp.sum())
-        f1 = 2 * p * r / (p + r) if p + r else 0.0
-        wrong = float((abst & ~imp).sum() / max(1, (~imp).sum()))
-        if wrong <= max_wrong and f1 > best["f1"] + 1e-9:
-            best = {"threshold": float(t), "f1": f1, "precision": p, "recall": r, "wrong_abstention_rate": wrong}
-    return best
+    """rag.metrics.best_threshold (abstain when evidence < threshold, at most `max_wrong`
+    wrong abstentions), as a row for the table and rag/calibration.json."""
+    cal = best_threshold(evidence, [not x for x in impossible], max_wrong)
+    s = cal.scores
+    return {"threshold": round(cal.threshold, 4), "f1": s.f1, "precision": s.precision, "recall": s.recall,
+            "wrong_abstention_rate": s.wrong_rate}
 
 
 def main() -> int:

@@ -202,8 +202,9 @@ class Calibration:
     scores: AbstentionScores
 
 
-def best_threshold(evidence: Sequence[float], answerable: Sequence[bool]) -> Calibration:
-    """The threshold with the best abstention F1 (ties: fewer wrong abstentions, then lower).
+def best_threshold(evidence: Sequence[float], answerable: Sequence[bool], max_wrong: float = 1.0) -> Calibration:
+    """The threshold with the best abstention F1 (ties: fewer wrong abstentions, then lower),
+    among those that wrongly abstain on at most `max_wrong` of the answerable questions.
 
     Candidates are the midpoints between consecutive distinct evidence values, plus one
     below all values (never abstain) and one above (always abstain).
@@ -217,6 +218,8 @@ def best_threshold(evidence: Sequence[float], answerable: Sequence[bool]) -> Cal
     best: Calibration | None = None
     for t in candidates:
         s = abstention([e < t for e in evidence], answerable)
+        if s.wrong_rate > max_wrong:
+            continue
         if best is None or (s.f1, -s.wrong_rate) > (best.scores.f1, -best.scores.wrong_rate):
             best = Calibration(t, s)
     assert best is not None

@@ -229,3 +229,13 @@ def test_latency_median_and_p95():
     assert latency([7]) == (7.0, 7.0)
     assert latency([]) == (None, None)
     assert percentile([1, 2, 3], 0) == 1.0
+
+
+def test_best_threshold_caps_wrong_abstentions():
+    evidence = [0.1, 0.2, 0.5, 0.6, 0.9]
+    answerable = [False, False, True, False, True]
+    # the unconstrained best (0.75) abstains on one of two answerable questions
+    cal = best_threshold(evidence, answerable, max_wrong=0.0)
+    assert cal.scores.wrong_rate == 0.0
+    assert cal.threshold == pytest.approx(0.35)
+    assert (cal.scores.tp, cal.scores.fp, cal.scores.fn) == (2, 0, 1)
