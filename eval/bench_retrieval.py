@@ -36,7 +36,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import DEFAULT_WEIGHTS, DENSE_SCAN, FEATURES, select, sentence_features  # noqa: E402
+from rag.answer import DEFAULT_WEIGHTS, FEATURES, retrieve_for_answer, select, sentence_features  # noqa: E402
 from rag.chunking import chunk  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.corpus import Document, make_document  # noqa: E402
@@ -186,7 +186,7 @@ class Candidates:
 def collect(index, qs, qvecs, settings) -> list[Candidates]:
     out = []
     for q, qv in tqdm(list(zip(qs, qvecs, strict=True)), desc="sentence candidates", leave=False):
-        hits = retrieve(index, q.question, qv, settings, k=max(settings.k, settings.answer_passages, DENSE_SCAN))
+        hits = retrieve_for_answer(index, q.question, qv, settings)
         feats, refs = sentence_features(index, hits, qv, q.question, settings.answer_passages)
         labels = np.array([not q.impossible and contains(index.sentence_text(j), q.answers) for j, _ in refs], bool)
         out.append(Candidates(q, feats, labels, refs))

@@ -212,6 +212,13 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
     return chosen
 
 
+def retrieve_for_answer(index: Index, question: str, q_vec: np.ndarray, settings: Settings,
+                        mode: str | None = None, k: int | None = None) -> list[Hit]:
+    """The ranking answer_pool needs: at least k, answer_passages and DENSE_SCAN hits."""
+    return retrieve(index, question, q_vec, settings, mode=mode,
+                    k=max(k or settings.k, settings.answer_passages, DENSE_SCAN))
+
+
 def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
            mode: str | None = None, k: int | None = None) -> Answer:
     """Answer from the index's sentences, with citations, or abstain."""
@@ -226,7 +233,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     q_vec = embedder.embed_queries([question])[0]
     t1 = time.perf_counter()
     k = k or settings.k
-    hits = retrieve(index, question, q_vec, settings, mode=mode, k=max(k, settings.answer_passages, DENSE_SCAN))
+    hits = retrieve_for_answer(index, question, q_vec, settings, mode, k)
     t2 = time.perf_counter()
     scored = score_sentences(index, hits, q_vec, question, settings)
     threshold = settings.abstain_threshold if settings.abstain_threshold is not None else index.abstain_threshold

@@ -21,6 +21,9 @@ def _default_models_dir() -> Path:
     return Path(base) / "rag" / "models"
 
 
+DTYPES = ("float32", "bfloat16")  # torch dtypes the embedder can run in
+
+
 @dataclass(frozen=True)
 class Settings:
     # where things live
@@ -80,7 +83,7 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
-        if self.dtype not in ("auto", "float32", "bfloat16"):
+        if self.dtype not in ("auto", *DTYPES):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
 
     def replace(self, **changes) -> Settings:

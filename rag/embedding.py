@@ -4,6 +4,7 @@ deterministic one for tests. All return L2-normalised float32 arrays of shape (n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.config import DTYPES
 from rag.text import normalize, tokens
 
 
@@ -124,6 +126,7 @@ _CACHE: dict[tuple, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+@functools.lru_cache(maxsize=4)
 def native_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it torch
     emulates bfloat16, several times slower than float32."""
@@ -142,7 +145,7 @@ def native_bf16(cpuinfo: str | None = None) -> bool:
 def resolve_dtype(dtype: str) -> str:
     if dtype == "auto":
         return "bfloat16" if native_bf16() else "float32"
-    if dtype not in ("float32", "bfloat16"):
+    if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}: use auto, float32 or bfloat16")
     return dtype
 

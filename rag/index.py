@@ -205,8 +205,9 @@ class Index:
     def save_calibration(self, values: dict) -> None:
         """Store answer tuning (e.g. the abstention threshold) for this index's model; survives rebuilds.
 
-        Keys not given keep the shipped defaults (e.g. the sentence weights)."""
-        values = {**(self.manifest.get("tuning") or {}), **values}
+        Keys not given keep the tuning in effect (e.g. the sentence weights the new
+        threshold was measured with)."""
+        values = {**self.tuning, **values}
         cal_file = self.path.parent.parent / "calibration.json"
         data = json.loads(cal_file.read_text("utf-8")) if cal_file.exists() else {}
         data[self.manifest["model"]["id"]] = values
