@@ -9,4 +9,4 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # second session) wants the cores, spinning turns a 100 ms question into seconds.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -75,7 +75,7 @@ def cmd_index(args) -> int:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
         print(f"indexed {report.documents} documents → {report.passages} passages, {report.sentences} sentences "
-              f"({report.embedded_passages} passages and {report.embedded_sentences} sentences embedded, "
+              f"({report.embedded_sentences} sentences embedded, "
               f"{report.reused} reused) in {report.seconds:.1f} s → {engine.settings.relative(report.path)}")
         if report.skipped:
             print(f"skipped {len(report.skipped)} file(s): " + "; ".join(f"{s.source} ({s.reason})" for s in report.skipped))

@@ -5,9 +5,12 @@ Layout of `index/`:
     current -> builds/<stamp>      symlink, swapped atomically when a build completes
     builds/<stamp>/manifest.json   model id + weights hash, dims, settings, fingerprints, file hashes
                    documents.jsonl passages.jsonl sentences.npz
-                   passage_vectors.npy sentence_vectors.npy dense.faiss lexical/
+                   sentence_vectors.npy dense.faiss lexical/
     calibration.json               abstention threshold written by `rag eval --calibrate`
 
+Only sentences are embedded: the FAISS index holds sentence vectors, and a passage's
+dense score is its best sentence's cosine (rag.retrieval.dense_search). The answerer
+scores the same vectors, so one embedding pass serves retrieval and answering.
 Embeddings are cached by a hash of the exact text embedded, so a rebuild embeds only
 new or changed text, and deleted documents simply drop out.
 """
@@ -39,7 +42,7 @@ from rag.corpus import Document, Skipped, load_corpus
 from rag.embedding import Embedder
 from rag.text import NORMALIZATION_VERSION, normalize, sentences, tokens
 
-FORMAT = 1
+FORMAT = 2  # 2: FAISS over sentence vectors, no passage vectors
 faiss.omp_set_num_threads(1)
 
 
@@ -52,7 +55,6 @@ class BuildReport:
     documents: int
     passages: int
     sentences: int
-    embedded_passages: int
     embedded_sentences: int
     reused: int
     skipped: list[Skipped]
@@ -66,12 +68,6 @@ class BuildReport:
 
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-
-def _embed_title(doc: Document) -> str:
-    """The title given to the embedder: only a real title, not the text's own first line."""
-    title = doc.title.rstrip("…").strip()
-    return "none" if not title or doc.text.lstrip().startswith(title) else doc.title
 
 
 def _file_sha(path: Path) -> str:
@@ -95,8 +91,6 @@ class Index:
     manifest: dict
     documents: dict[str, Document]
     passages: list[Passage]
-    passage_keys: list[str]
-    passage_vectors: np.ndarray
     sent_passage: np.ndarray  # passage index of each sentence
     sent_start: np.ndarray
     sent_end: np.ndarray
@@ -115,6 +109,11 @@ class Index:
         if self._sent_ptr is None:
             self._sent_ptr = np.searchsorted(self.sent_passage, np.arange(len(self.passages) + 1))
         return range(int(self._sent_ptr[i]), int(self._sent_ptr[i + 1]))
+
+    def passage_cosine(self, i: int, q_vec: np.ndarray) -> float:
+        """The dense score of passage i: the cosine of its sentence closest to the query."""
+        js = self.passage_sentences(i)
+        return float((self.sentence_vectors[js.start:js.stop] @ q_vec).max()) if len(js) else -1.0
 
     def sentence_text(self, j: int) -> str:
         p = self.passages[int(self.sent_passage[j])]
@@ -175,13 +174,12 @@ class Index:
             for line in f:
                 d = Document(**json.loads(line))
                 docs[d.id] = d
-        passages, keys = [], []
+        passages = []
         with open(build / "passages.jsonl", encoding="utf-8") as f:
             for line in f:
                 r = json.loads(line)
                 text = docs[r["doc_id"]].text[r["start"]:r["end"]]
                 passages.append(Passage(r["id"], r["doc_id"], r["start"], r["end"], text))
-                keys.append(r["key"])
         s = np.load(build / "sentences.npz")
         sent_keys = json.loads((build / "sentence_keys.json").read_text("utf-8"))
         lexical = bm25s.BM25.load(str(build / "lexical"), show_progress=False)
@@ -194,8 +192,7 @@ class Index:
             except ValueError:
                 print(f"warning: ignoring unreadable {cal_file}", file=sys.stderr)
         return cls(
-            path=build, manifest=manifest, documents=docs, passages=passages, passage_keys=keys,
-            passage_vectors=np.load(build / "passage_vectors.npy"),
+            path=build, manifest=manifest, documents=docs, passages=passages,
             sent_passage=s["passage"], sent_start=s["start"], sent_end=s["end"], sent_keys=sent_keys,
             sentence_vectors=np.load(build / "sentence_vectors.npy"),
             dense=faiss.read_index(str(build / "dense.faiss")), lexical=lexical, df=df,
@@ -240,8 +237,8 @@ def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embed
 
 
 # ---------------------------------------------------------------- build
-def _previous_cache(index_dir: Path, embedder: Embedder) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Vectors of the current build keyed by text hash, when it used the same model.
+def _previous_cache(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
+    """Sentence vectors of the current build keyed by text hash, when it used the same model.
 
     Reads only the keys and vectors (not FAISS, BM25 or the documents); anything
     unreadable just means nothing is reused."""
@@ -249,14 +246,10 @@ def _previous_cache(index_dir: Path, embedder: Embedder) -> tuple[dict[str, np.n
     try:
         manifest = json.loads((build / "manifest.json").read_text("utf-8"))
         _check_compatible(manifest, None, embedder, index_dir)
-        with open(build / "passages.jsonl", encoding="utf-8") as f:
-            p_keys = [json.loads(line)["key"] for line in f]
         s_keys = json.loads((build / "sentence_keys.json").read_text("utf-8"))
-        p = dict(zip(p_keys, np.load(build / "passage_vectors.npy"), strict=True))
-        s = dict(zip(s_keys, np.load(build / "sentence_vectors.npy"), strict=True))
+        return dict(zip(s_keys, np.load(build / "sentence_vectors.npy"), strict=True))
     except (OSError, ValueError, KeyError, IndexProblem):
-        return {}, {}
-    return p, s
+        return {}
 
 
 class _Checkpoint:
@@ -293,10 +286,10 @@ class _Checkpoint:
 
 
 CHECKPOINT_EVERY = 128  # texts embedded between checkpoints (and progress callbacks)
-OnProgress = Callable[[str, int, int], None]  # (what: "passages"|"sentences", done, total)
+OnProgress = Callable[[str, int, int], None]  # (what is being embedded: "sentences", done, total)
 
 
-def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str], titles: list[str] | None,
+def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str],
                    cache: dict[str, np.ndarray], what: str, progress: bool,
                    checkpoint: _Checkpoint | None = None, on_progress: OnProgress | None = None) -> tuple[np.ndarray, int]:
     todo = {}
@@ -311,7 +304,7 @@ def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str], titles
                    postfix={"reused": len(keys) - len(items)})
         for start in range(0, len(items), CHECKPOINT_EVERY):
             part = items[start:start + CHECKPOINT_EVERY]
-            vecs = embedder.embed_documents([texts[i] for _, i in part], [titles[i] for _, i in part] if titles else None)
+            vecs = embedder.embed_documents([texts[i] for _, i in part])
             for (k, _), v in zip(part, vecs, strict=True):
                 cache[k] = v
             if checkpoint is not None:
@@ -342,32 +335,26 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
         raise IndexProblem(f"no readable documents in {settings.corpus_dir}: add .txt .md .html or .jsonl files")
 
     passages: list[Passage] = []
-    p_titles: list[str] = []
     s_pidx, s_start, s_end = [], [], []
     for doc in documents:
-        title = _embed_title(doc)
         for p in chunk(doc, settings.chunk_size, settings.chunk_overlap):
             for sp in sentences(doc.text, p.start, p.end):
                 s_pidx.append(len(passages))
                 s_start.append(sp.start)
                 s_end.append(sp.end)
             passages.append(p)
-            p_titles.append(title)
     doc_by_id = {d.id: d for d in documents}
-    p_keys = [_key(f"{t}\x00{p.text}") for t, p in zip(p_titles, passages, strict=True)]
     s_texts = [doc_by_id[passages[i].doc_id].text[a:b] for i, a, b in zip(s_pidx, s_start, s_end, strict=True)]
     s_keys = [_key(t) for t in s_texts]
 
     index_dir = Path(settings.index_dir)
-    p_cache, s_cache = _previous_cache(index_dir, embedder)
+    s_cache = _previous_cache(index_dir, embedder)
     checkpoint = _Checkpoint(index_dir, embedder)
     resumed = checkpoint.load(embedder.dim)
     if resumed and progress:
         print(f"resuming: {len(resumed)} vectors from an unfinished build", file=sys.stderr)
-    p_cache.update(resumed)
     s_cache.update(resumed)
-    p_vecs, n_p = _embed_missing(embedder, p_keys, [p.text for p in passages], p_titles, p_cache, "passages", progress, checkpoint, on_progress)
-    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, None, s_cache, "sentences", progress, checkpoint, on_progress)
+    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, s_cache, "sentences", progress, checkpoint, on_progress)
 
     # collapse passages whose normalised text repeats (same paragraph in two documents)
     first: dict[str, int] = {}
@@ -381,7 +368,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{int(time.time() * 1000) % 100000}"
     tmp = builds / f".tmp-{stamp}"
     try:
-        _write(tmp, settings, embedder, documents, passages, p_keys, p_vecs, s_pidx, s_start, s_end, s_keys, s_vecs, dup_of)
+        _write(tmp, settings, embedder, documents, passages, s_pidx, s_start, s_end, s_keys, s_vecs, dup_of)
         final = builds / stamp
         os.replace(tmp, final)
         _swap_current(index_dir, final)
@@ -394,33 +381,32 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
         raise
     checkpoint.clear()
     _prune(builds, keep={final.name, *_previous_build_names(index_dir)})
-    return BuildReport(len(documents), len(passages), len(s_keys), n_p, n_s,
-                       len(p_keys) + len(s_keys) - n_p - n_s, skipped, time.time() - t0, final)
+    return BuildReport(len(documents), len(passages), len(s_keys), n_s, len(s_keys) - n_s, skipped,
+                       time.time() - t0, final)
 
 
-def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passages, p_keys, p_vecs,
-           s_pidx, s_start, s_end, s_keys, s_vecs, dup_of) -> None:
+def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passages, s_pidx, s_start, s_end, s_keys,
+           s_vecs, dup_of) -> None:
     tmp.mkdir(parents=True)
     with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
         for d in documents:
             f.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
     with open(tmp / "passages.jsonl", "w", encoding="utf-8") as f:
-        for p, k in zip(passages, p_keys, strict=True):
-            f.write(json.dumps({"id": p.id, "doc_id": p.doc_id, "start": p.start, "end": p.end, "key": k}) + "\n")
+        for p in passages:
+            f.write(json.dumps({"id": p.id, "doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n")
     np.savez(tmp / "sentences.npz", passage=np.array(s_pidx, np.int64), start=np.array(s_start, np.int64),
              end=np.array(s_end, np.int64), dup_of=dup_of)
     (tmp / "sentence_keys.json").write_text(json.dumps(s_keys), "utf-8")
-    np.save(tmp / "passage_vectors.npy", p_vecs)
     np.save(tmp / "sentence_vectors.npy", s_vecs)
 
-    dim = p_vecs.shape[1]
+    dim = s_vecs.shape[1]
     if settings.faiss == "hnsw":
         dense = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         dense.hnsw.efConstruction = 80
         dense.hnsw.efSearch = 128
     else:
         dense = faiss.IndexFlatIP(dim)
-    dense.add(p_vecs)
+    dense.add(s_vecs)
     faiss.write_index(dense, str(tmp / "dense.faiss"))
 
     corpus_tokens = [tokens(p.text) for p in passages]

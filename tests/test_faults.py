@@ -52,7 +52,7 @@ def test_checkpoint_lets_a_killed_build_resume(tiny_engine, monkeypatch):
     from rag import index as index_mod
 
     s = tiny_engine.settings
-    n_before = len(tiny_engine.index.passages)
+    keys_before = set(tiny_engine.index.sent_keys)
     _many_docs(s.corpus_dir, 300)
     calls = {"n": 0}
     real = HashEmbedder.embed_documents
@@ -70,7 +70,8 @@ def test_checkpoint_lets_a_killed_build_resume(tiny_engine, monkeypatch):
     monkeypatch.setattr(HashEmbedder, "embed_documents", real)
     report = build_index(s, HashEmbedder(256), progress=False)
     # the two slices of 64 embedded before the "kill" were kept and not embedded again
-    assert report.embedded_passages == report.passages - n_before - 128
+    new_keys = set(Index.load(s.index_dir, s, HashEmbedder(256)).sent_keys) - keys_before
+    assert report.embedded_sentences == len(new_keys) - 128
 
 
 def test_unwritable_index_folder_is_a_clear_error_and_old_index_intact(tiny_engine, monkeypatch):

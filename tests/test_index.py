@@ -15,15 +15,14 @@ def test_save_load_round_trip(tiny_engine):
     loaded = Index.load(s.index_dir, s, HashEmbedder(256))
     assert loaded.manifest == built.manifest
     assert [p.to_dict() for p in loaded.passages] == [p.to_dict() for p in built.passages]
-    assert np.array_equal(loaded.passage_vectors, built.passage_vectors)
     assert np.array_equal(loaded.sentence_vectors, built.sentence_vectors)
-    assert loaded.dense.ntotal == len(loaded.passages)
+    assert loaded.dense.ntotal == len(loaded.sentence_vectors) == len(loaded.sent_keys) > len(loaded.passages)
     for p in loaded.passages:
         assert loaded.documents[p.doc_id].text[p.start:p.end] == p.text
     m = loaded.manifest
     assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True, "dtype": "float32"}
     assert m["chunking"]["chunk_size"] == 800 and m["corpus"]["documents"] == 3
-    assert {"documents.jsonl", "passages.jsonl", "dense.faiss", "passage_vectors.npy"} <= set(m["files"])
+    assert {"documents.jsonl", "passages.jsonl", "dense.faiss", "sentence_vectors.npy"} <= set(m["files"])
     assert (s.index_dir / "current").is_symlink()
 
 
@@ -33,14 +32,16 @@ def test_incremental_reindex_embeds_only_changes(tiny_engine):
     n_before = len(tiny_engine.index.passages)
     # nothing changed: nothing embedded
     r = tiny_engine.build(progress=False)
-    assert (r.embedded_passages, r.embedded_sentences) == (0, 0)
+    assert r.embedded_sentences == 0
     # add one, change one, delete one
     (corpus / "new.txt").write_text("سند تازه درباره انرژی خورشیدی در اصفهان.", "utf-8")
     (corpus / "en_weather.md").write_text("# Geneva weather\nGeneva had sunshine on Saturday.", "utf-8")
     (corpus / "ar_meeting.txt").unlink()
     r = tiny_engine.build(progress=False)
     assert r.documents == 3
-    assert r.embedded_passages == 2  # new.txt and the changed file; fa_call.txt reused
+    # only the new sentences: "سند تازه…" and "Geneva had sunshine…"; the changed file's
+    # unchanged heading and all of fa_call.txt are reused
+    assert r.embedded_sentences == 2
     assert r.reused > 0
     sources = {d.source for d in tiny_engine.index.documents.values()}
     assert sources == {"corpus/fa_call.txt", "corpus/new.txt", "corpus/en_weather.md"}
@@ -62,7 +63,7 @@ def test_other_model_is_refused(tiny_engine):
         Index.load(s.index_dir, s.replace(model="embeddinggemma-300m"))
 
 
-@pytest.mark.parametrize("victim", ["dense.faiss", "passage_vectors.npy", "documents.jsonl", "lexical/vocab.index.json"])
+@pytest.mark.parametrize("victim", ["dense.faiss", "sentence_vectors.npy", "documents.jsonl", "lexical/vocab.index.json"])
 def test_damaged_file_is_detected(tiny_engine, victim):
     s = tiny_engine.settings
     f = s.index_dir / "current" / victim

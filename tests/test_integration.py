@@ -23,23 +23,23 @@ CASES = [  # question, language pair, expected top document, fact that must be i
     ("روابط دیپلماتیک ایران و آمریکا چند سال است که قطع شده است؟", "fa→ar", AR, "34 عام"),
     ("مهلت توافق هسته‌ای ایران و گروه ۵+۱ تا چه تاریخی است؟", "fa→ar", AR, "24 تشرين الثاني"),
     ("از طرف ایران کدام معاونان وزیر خارجه به جلسه پیوستند؟", "fa→ar", AR, "عباس عرقجي"),
+    ("کری در تماس تلفنی با کدام وزیر خارجه درباره ائتلاف بین‌المللی علیه داعش گفتگو کرد؟", "fa→ar", AR, "لافروف"),
+    ("از طرف آمریکا چه کسانی بعداً به دیدار کری و ظریف پیوستند؟", "fa→ar", AR, "وليام بيرنز"),
+    ("Which group did Kerry want Zarif to help bring back to the negotiating table in Yemen?", "en→fa", FA_NY, "حوثی"),
 ]
 
 # Known limitation, kept visible: articles 001 (Persian) and 002 (Arabic) report the same
 # Kerry–Zarif meeting, and 000 the Geneva talks. Lexical evidence exists only within one
 # language, so for these questions the first answer sentence comes from an article in the
 # question's language although the fact is only in the other one. Of the eight Persian
-# questions written about facts found only in the Arabic article, the three above pass
-# and these five do not (the cosine-closest passage joins the answer pool, which is what
-# brought the three in; the fact is in the answer, not first, in two of the five).
+# questions written about facts found only in the Arabic article, the five above pass and
+# these three do not (two came in when the cosine-closest passage joined the answer pool,
+# two more when passages began to be scored by their best sentence).
 CONFUSABLE = [
     ("کری و ظریف در دیدار یکشنبه در هتلی در نیویورک درباره خطرات کدام تنظیم افراطی بحث کردند؟", "fa→ar", AR, "الدولة الاسلامية"),
-    ("کری در تماس تلفنی با کدام وزیر خارجه درباره ائتلاف بین‌المللی علیه داعش گفتگو کرد؟", "fa→ar", AR, "لافروف"),
-    ("از طرف آمریکا چه کسانی بعداً به دیدار کری و ظریف پیوستند؟", "fa→ar", AR, "وليام بيرنز"),
     ("دیدار کری و ظریف در هتل نیویورک چقدر طول کشید؟", "fa→ar", AR, "ساعة"),
     ("کری و لاوروف قرار است در حاشیه کدام نشست دیدار کنند؟", "fa→ar", AR, "الجمعية العامة"),
     ("In which city did Kerry join his German, French and British counterparts for the talks with Zarif and Ashton?", "en→fa", FA_GENEVA, "ژنو"),
-    ("Which group did Kerry want Zarif to help bring back to the negotiating table in Yemen?", "en→fa", FA_NY, "حوثی"),
 ]
 
 OFF_TOPIC = [

@@ -54,3 +54,22 @@ def test_convex_fusion_hand_computed():
     assert fused[3] == pytest.approx(0.75 * 0.6 + 0.25 * 0.5)  # missing densely: the lowest cosine
     assert convex_fusion({}, {}, 0.5) == {}
     assert convex_fusion({1: 0.3}, {}, 0.5) == {1: pytest.approx(0.15)}
+
+
+def test_dense_scores_a_passage_by_its_best_sentence(tiny_engine):
+    from rag.retrieval import dense_search
+
+    index = tiny_engine.index
+    q_vec = tiny_engine.embedder.embed_queries(["The airport closed for three hours."])[0]
+    hits = dense_search(index, q_vec, k=len(index.passages))
+    assert len({i for i, _ in hits}) == len(hits) == len(index.passages)  # one entry per passage, all found
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    for i, score in hits:
+        js = index.passage_sentences(i)
+        assert score == pytest.approx(float((index.sentence_vectors[js.start:js.stop] @ q_vec).max()), abs=1e-5)
+        assert score == pytest.approx(index.passage_cosine(i, q_vec), abs=1e-5)
+    best = index.passages[hits[0][0]]
+    assert index.documents[best.doc_id].source == "corpus/en_weather.md"
+    # the matching sentence scores ~1 although its passage holds other sentences too
+    assert hits[0][1] > 0.99 and len(index.passage_sentences(hits[0][0])) > 1
+    assert dense_search(index, q_vec, k=1) == hits[:1]

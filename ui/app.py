@@ -45,7 +45,7 @@ def run_build(engine: Engine, label: str) -> BuildReport | None:
             return None
         bar.progress(1.0, text="Done")
         status.update(label=(f"Indexed {report.documents} documents, {report.passages} passages "
-                             f"({report.embedded_passages + report.embedded_sentences} pieces embedded, "
+                             f"({report.embedded_sentences} sentences embedded, "
                              f"{report.reused} reused) in {report.seconds:.1f} s"),
                       state="complete", expanded=False)
     for s in report.skipped:
