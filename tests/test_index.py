@@ -125,3 +125,29 @@ def test_hnsw_option(tiny_project):
     engine.build(progress=False)
     assert engine.index.manifest["faiss"] == "hnsw"
     assert engine.ask("تماس پوتین و ترامپ", mode="dense").citations[0].source == "corpus/fa_call.txt"
+
+
+def test_hnsw_finds_what_exact_search_finds(tiny_project):
+    """The approximate index scans sentences too; on a few hundred documents it must
+    return (nearly) the same top passages as the exact one."""
+    import random
+
+    from rag.retrieval import dense_search
+
+    rng = random.Random(0)
+    words = [f"واژه{i}" for i in range(400)]
+    for i in range(200):
+        body = "\n".join(" ".join(rng.choice(words) for _ in range(12)) + "." for _ in range(6))
+        (tiny_project.corpus_dir / f"gen_{i:03d}.txt").write_text(f"سند {i}\n{body}", "utf-8")
+    flat = Engine(tiny_project, HashEmbedder(256))
+    flat.build(progress=False)
+    hnsw = Engine(tiny_project.replace(faiss="hnsw", index_dir=tiny_project.project_root / "index-hnsw"), HashEmbedder(256))
+    hnsw.build(progress=False)
+    overlap = []
+    for _ in range(20):
+        q_vec = flat.embedder.embed_queries([" ".join(rng.choice(words) for _ in range(5))])[0]
+        a = [i for i, _ in dense_search(flat.index, q_vec, 5)]
+        b = [i for i, _ in dense_search(hnsw.index, q_vec, 5)]
+        assert len(b) == 5 and len(set(b)) == 5
+        overlap.append(len(set(a) & set(b)) / 5)
+    assert sum(overlap) / len(overlap) >= 0.9, overlap
