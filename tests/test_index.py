@@ -84,6 +84,21 @@ def test_edited_manifest_is_detected(tiny_engine):
         Index.load(s.index_dir, s, HashEmbedder(256))
 
 
+
+def test_index_of_an_older_format_is_rebuilt_reusing_its_vectors(tiny_engine):
+    """Format 1 (passage vectors) → 2: `rag ask` says to re-index; `rag index` / `make run`
+    rebuilds without embedding any sentence again."""
+    s = tiny_engine.settings
+    f = s.index_dir / "current" / "manifest.json"
+    m = json.loads(f.read_text("utf-8"))
+    f.write_text(json.dumps(m | {"format": 1}), "utf-8")
+    with pytest.raises(IndexProblem, match="has format 1.*run `rag index`"):
+        Index.load(s.index_dir, s, HashEmbedder(256))
+    engine = Engine(s, HashEmbedder(256))
+    report = engine.ensure_index(progress=False)
+    assert report is not None and report.embedded_sentences == 0 and report.reused == report.sentences > 0
+    assert engine.index.manifest["format"] == index_mod.FORMAT
+
 def test_failed_build_leaves_previous_index(tiny_engine, monkeypatch):
     s = tiny_engine.settings
     before = (s.index_dir / "current").resolve()
