@@ -105,6 +105,8 @@ FEATURES = ("cos", "overlap", "neighbour_cos", "numeric_match", "novelty", "log_
 DEFAULT_WEIGHTS = {"bias": 0.0, "cos": 1.0, "overlap": 0.3}
 DEFAULT_MARGIN = 0.08
 DENSE_SCAN = 10  # answer_pool looks this far down the ranking for the passage closest by cosine
+REDUNDANT_COSINE = 0.92  # a runner-up this close to a chosen sentence repeats it
+REDUNDANT_OVERLAP = 0.8  # … or when this share of the shorter one's words are in the other
 
 
 def sentence_features(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str,
@@ -200,16 +202,24 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
     if margin is None:
         margin = index.tuning.get("sentence_margin", DEFAULT_MARGIN)
     chosen = [scored[0]]
-    seen = {" ".join(normalize(index.sentence_text(scored[0][1])).split())}
+    words = [set(tokens(index.sentence_text(scored[0][1])))]
     for s, j, h in scored[1:]:
         if len(chosen) >= settings.max_sentences or s < best - margin:
             break
-        key = " ".join(normalize(index.sentence_text(j)).split())
-        if key in seen or any(float(index.sentence_vectors[j] @ index.sentence_vectors[c[1]]) > 0.92 for c in chosen):
+        w = set(tokens(index.sentence_text(j)))
+        if any(_repeats(w, cw) for cw in words) or any(
+                float(index.sentence_vectors[j] @ index.sentence_vectors[c[1]]) > REDUNDANT_COSINE for c in chosen):
             continue
-        seen.add(key)
+        words.append(w)
         chosen.append((s, j, h))
     return chosen
+
+
+def _repeats(a: set[str], b: set[str]) -> bool:
+    """Whether two sentences say mostly the same words (e.g. one article quoting a line twice)."""
+    if not a or not b:
+        return a == b
+    return len(a & b) / min(len(a), len(b)) >= REDUNDANT_OVERLAP
 
 
 def retrieve_for_answer(index: Index, question: str, q_vec: np.ndarray, settings: Settings,

@@ -101,6 +101,30 @@ def test_overlong_question_is_an_error(tiny_engine):
         tiny_engine.ask("پرسش " * 3000)
 
 
+
+def test_select_skips_a_runner_up_that_repeats_a_chosen_sentence_in_other_words(tiny_project, monkeypatch):
+    """An article that says one thing twice (e.g. a lead and a quote): the second
+    wording adds nothing and is not shown, even when its vector is not a near-copy."""
+    import rag.answer as answer_mod
+    from rag.embedding import HashEmbedder
+    from rag.engine import Engine
+
+    (tiny_project.corpus_dir / "twice.txt").write_text(
+        "Putin and Trump held a phone call on Saturday about the war in the region.\n"
+        "On Saturday Putin and Trump held a long phone call about the war in the region.\n"
+        "The call lasted fifty minutes.", "utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    engine.build(progress=False)
+    idx = engine.index
+    hit = next(h for h in engine.ask("Putin Trump phone call Saturday").hits if idx.documents[h.passage.doc_id].source.endswith("twice.txt"))
+    first, again, other = list(idx.passage_sentences(hit.index))
+    scored = [(3.0, first, hit), (2.9, again, hit), (2.8, other, hit)]
+    settings = tiny_project.replace(sentence_margin=1.0)
+    monkeypatch.setattr(answer_mod, "REDUNDANT_COSINE", 1.01)  # only the word test can catch it
+    assert [j for _, j, _ in select(scored, idx, settings)] == [first, other]
+    monkeypatch.setattr(answer_mod, "REDUNDANT_OVERLAP", 1.01)
+    assert [j for _, j, _ in select(scored, idx, settings)] == [first, again, other]
+
 def test_select_takes_close_runners_up_only(tiny_engine):
     idx = tiny_engine.index
     s = tiny_engine.settings
