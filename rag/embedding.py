@@ -27,7 +27,7 @@ class Embedder(ABC):
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
     @abstractmethod
-    def embed_documents(self, texts: list[str], titles: list[str] | None = None, progress: bool = False) -> np.ndarray: ...
+    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray: ...
 
 
 def _normalise_rows(x: np.ndarray, dim: int) -> np.ndarray:
@@ -76,18 +76,12 @@ class SentenceTransformerEmbedder(Embedder):
                                   convert_to_numpy=True, show_progress_bar=False)
         return _normalise_rows(x, self.dim)
 
-    def embed_documents(self, texts: list[str], titles: list[str] | None = None, progress: bool = False) -> np.ndarray:
+    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._doc_prompt and self._doc_prompt.startswith("title: none | text: ") and titles:
-            # EmbeddingGemma's document prompt carries the title
-            inputs = [f"title: {t or 'none'} | text: {x}" for t, x in zip(titles, texts, strict=True)]
-            prompt_kw = {"prompt": ""}
-        else:
-            inputs = list(texts)
-            prompt_kw = {"prompt_name": "document"} if self._doc_prompt else {}
+        prompt_kw = {"prompt_name": "document"} if self._doc_prompt else {}
         with self._lock:
-            x = self.model.encode(inputs, batch_size=self.batch_size, convert_to_numpy=True,
+            x = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                   show_progress_bar=progress, **prompt_kw)
         return _normalise_rows(x, self.dim)
 
@@ -118,7 +112,7 @@ class HashEmbedder(Embedder):
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return _normalise_rows(np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim)), self.dim)
 
-    def embed_documents(self, texts: list[str], titles: list[str] | None = None, progress: bool = False) -> np.ndarray:
+    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
         return self.embed_queries(texts)
 
 

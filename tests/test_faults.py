@@ -57,11 +57,11 @@ def test_checkpoint_lets_a_killed_build_resume(tiny_engine, monkeypatch):
     calls = {"n": 0}
     real = HashEmbedder.embed_documents
 
-    def dies_after_two_slices(self, texts, titles=None, progress=False):
+    def dies_after_two_slices(self, texts, progress=False):
         calls["n"] += 1
         if calls["n"] > 2:
             raise KeyboardInterrupt  # as if killed
-        return real(self, texts, titles, progress)
+        return real(self, texts, progress)
 
     monkeypatch.setattr(index_mod, "CHECKPOINT_EVERY", 64)
     monkeypatch.setattr(HashEmbedder, "embed_documents", dies_after_two_slices)
