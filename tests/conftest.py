@@ -4,6 +4,7 @@ the seed corpus indexed once per session with the real model (tests copy, never 
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,15 @@ TINY = {
     "واستمر الاجتماع نحو ساعة.",
     "en_weather.md": "# Geneva weather\nGeneva had heavy snow on Friday. The airport closed for three hours.",
 }
+
+
+def run_workers(worker, n: int, timeout: float) -> None:
+    """Run worker(0) … worker(n-1) in n threads at once and wait for all of them."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
 
 
 def write_tiny_corpus(root: Path) -> Path:

@@ -82,9 +82,9 @@ def test_answer_modes_agree_on_a_clear_question(seed_engine):
 
 
 def test_eight_threads_share_the_real_model_without_cross_talk(seed_engine):
-    import threading
-
     import psutil
+
+    from tests.conftest import run_workers
 
     cases = [CASES[0], CASES[3], CASES[6], CASES[8]]
     errors, rss = [], [psutil.Process().memory_info().rss]
@@ -97,11 +97,7 @@ def test_eight_threads_share_the_real_model_without_cross_talk(seed_engine):
                 errors.append((n, question, ans.text[:80]))
             rss.append(psutil.Process().memory_info().rss)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    run_workers(worker, 8, timeout=300)
     assert not errors
     assert len(rss) == 1 + 8 * 3
     assert max(rss) - rss[0] < 300 * 2**20

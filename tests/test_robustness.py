@@ -10,6 +10,7 @@ from rag.chunking import chunk
 from rag.corpus import load_corpus
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
+from tests.conftest import run_workers
 
 
 @pytest.mark.parametrize("question", ["😀😀😀", "12345 678", "北京是中国的首都吗？", "<script>alert(1)</script><img src=x onerror=alert(1)>",
@@ -72,11 +73,7 @@ def test_concurrent_questions_get_their_own_answers(tiny_engine):
         except Exception as e:  # noqa: BLE001 - collected and asserted below
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    run_workers(worker, 8, timeout=120)
     assert not errors
     assert len(results) == 8 * 40
     assert all(q == asked and got == want for q, asked, got, want in results)
