@@ -86,6 +86,11 @@ class Settings:
         if self.dtype not in ("auto", *DTYPES):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
 
+    @property
+    def max_file_bytes(self) -> int:
+        """The per-file size limit in bytes (corpus files and uploads alike)."""
+        return self.max_file_mb * 2**20
+
     def replace(self, **changes) -> Settings:
         changes = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, **changes)

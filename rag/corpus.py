@@ -17,7 +17,7 @@ from pathlib import Path
 from rag.text import detect_lang, normalize
 
 SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
-MAX_FILE_BYTES = 20 * 1024 * 1024  # default per-file limit (Settings.max_file_mb)
+MAX_FILE_BYTES = 20 * 1024 * 1024  # per-file limit when no settings are given (Settings.max_file_mb)
 
 
 @dataclass(frozen=True)
@@ -263,3 +263,8 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
             else:
                 docs[doc.id] = doc
     return CorpusLoad(list(docs.values()), skipped)
+
+
+def load_project_corpus(settings) -> CorpusLoad:
+    """The documents of settings.corpus_dir, with the configured per-file size limit."""
+    return load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_bytes)

@@ -51,14 +51,14 @@ class Engine:
 
     def ensure_index(self, progress: bool = True) -> BuildReport | None:
         """Build the index if it is missing, stale (corpus changed) or incompatible."""
-        from rag.corpus import load_corpus
+        from rag.corpus import load_project_corpus
         from rag.index import FORMAT
 
         try:
             idx = Index.load(self.settings.index_dir, self.settings, self.embedder)
         except IndexProblem:
             return self.build(progress)
-        loaded = load_corpus(self.settings.corpus_dir, self.settings.project_root, self.settings.max_file_mb * 2**20)
+        loaded = load_project_corpus(self.settings)
         wanted = sorted(d.id for d in loaded.documents)
         have = sorted(idx.documents)
         chunking = idx.manifest.get("chunking", {})

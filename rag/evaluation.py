@@ -26,7 +26,7 @@ from pathlib import Path
 
 from rag.answer import Answer, QuestionError
 from rag.config import MODES, Settings
-from rag.corpus import SUFFIXES, Document, load_corpus, make_document, read_file
+from rag.corpus import SUFFIXES, Document, load_corpus, load_project_corpus, make_document, read_file
 from rag.index import Index, IndexProblem, build_index
 from rag.metrics import (
     Calibration,
@@ -754,7 +754,7 @@ def cmd_eval(args) -> int:
     if args.distractors:
         extra = load_distractors(args.distractors, limit=args.max_distractors or None)
         if documents is None:
-            documents = load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_mb * 2**20).documents
+            documents = load_project_corpus(settings).documents
         known = {d.id for d in documents}
         extra = [d for d in extra if d.id not in known]
         documents = documents + extra

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from rag import __version__
 from rag.chunking import Passage, chunk
 from rag.config import Settings
-from rag.corpus import Document, Skipped, load_corpus
+from rag.corpus import Document, Skipped, load_project_corpus
 from rag.embedding import Embedder
 from rag.text import NORMALIZATION_VERSION, normalize, sentences, tokens
 
@@ -325,7 +325,7 @@ def build_index(settings: Settings, embedder: Embedder, progress: bool = True, d
     text is embedded (e.g. to drive a progress bar in the app)."""
     t0 = time.time()
     if documents is None:
-        loaded = load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_mb * 2**20)
+        loaded = load_project_corpus(settings)
         documents, skipped = loaded.documents, loaded.skipped
     skipped = list(skipped or [])
     if progress:

@@ -109,7 +109,7 @@ def add_files(engine: Engine, index: Index, files) -> None:
     for f in files:
         try:
             got = add_upload(f.name, f.getvalue(), engine.settings.corpus_dir, engine.settings.project_root, known,
-                             max_bytes=engine.settings.max_file_mb * 2**20)
+                             max_bytes=engine.settings.max_file_bytes)
         except UploadError as e:
             notices.append(("error", str(e)))
             continue

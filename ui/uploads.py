@@ -14,9 +14,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from rag.corpus import SUFFIXES, Document, UnreadableFile, read_file
+from rag.corpus import MAX_FILE_BYTES, SUFFIXES, Document, UnreadableFile, read_file
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # the same limit as corpus files (Settings.max_file_mb)
 MAX_NAME_CHARS = 100
 
 
