@@ -246,7 +246,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     hits = retrieve_for_answer(index, question, q_vec, settings, mode, k)
     t2 = time.perf_counter()
     scored = score_sentences(index, hits, q_vec, question, settings)
-    threshold = settings.abstain_threshold if settings.abstain_threshold is not None else index.abstain_threshold
+    threshold = index.abstain_threshold(settings)
     evidence = scored[0][0] if scored else float("-inf")
     abstained = not scored or (threshold is not None and evidence < threshold)
     citations: list[Citation] = []

@@ -98,7 +98,7 @@ def cmd_info(args) -> int:
     idx = Index.load(settings.index_dir, settings, verify=False)
     m = idx.manifest
     info = {"index": str(idx.path), "model": m["model"], "built_at": m["built_at"], "corpus": m["corpus"],
-            "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold}
+            "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold(settings)}
     print(json.dumps(info, ensure_ascii=False, indent=2))
     return 0
 

@@ -434,7 +434,7 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
         langs = sorted({r.item.lang for r in recs}, key=lambda x: (LANGS + (x,)).index(x))
         metrics[mode] = {"all": summarize(recs)} | {lang: summarize([r for r in recs if r.item.lang == lang]) for lang in langs}
     s = engine.settings
-    threshold = s.abstain_threshold if s.abstain_threshold is not None else index.abstain_threshold
+    threshold = index.abstain_threshold(s)
     return EvalRun(modes, tuple(records), metrics, threshold, s, index.manifest)
 
 

@@ -132,8 +132,10 @@ class Index:
             return self.calibration
         return default_calibration(self.manifest["model"]["id"]) or self.manifest.get("tuning") or {}
 
-    @property
-    def abstain_threshold(self) -> float | None:
+    def abstain_threshold(self, settings: Settings | None = None) -> float | None:
+        """The abstention threshold in force: the setting when it is set, else this index's tuning."""
+        if settings is not None and settings.abstain_threshold is not None:
+            return settings.abstain_threshold
         return self.tuning.get("threshold")
 
     @property

@@ -383,7 +383,7 @@ def test_calibration_is_stored_with_the_index_and_then_in_force(tiny_project):
     assert (stored["n_answerable"], stored["n_unanswerable"], stored["source"]) == (3, 1, "gold.jsonl")
     saved = json.loads((settings.index_dir / "calibration.json").read_text("utf-8"))
     assert saved["hash-256"]["threshold"] == cal.threshold
-    assert Index.load(settings.index_dir, settings, HashEmbedder(256)).abstain_threshold == cal.threshold
+    assert Index.load(settings.index_dir, settings, HashEmbedder(256)).abstain_threshold() == cal.threshold
     after = evaluate(engine, items, progress=False)
     assert after.threshold == cal.threshold
     assert after.metrics["hybrid"]["all"].abstention_f1 == 1.0

@@ -69,7 +69,7 @@ def test_confusable_cross_lingual_questions(seed_engine, question, pair, doc, fa
 @pytest.mark.parametrize("question", OFF_TOPIC)
 def test_off_topic_questions_abstain(seed_engine, question):
     ans = seed_engine.ask(question)
-    assert seed_engine.index.abstain_threshold is not None, "the index carries a calibrated threshold"
+    assert seed_engine.index.abstain_threshold() is not None, "the index carries a calibrated threshold"
     assert ans.abstained, (ans.evidence, ans.threshold, ans.text)
     assert ans.citations == [] and ans.hits
 

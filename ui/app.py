@@ -70,7 +70,7 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
     m = index.manifest
     with st.sidebar:
         st.header("Corpus and index")
-        threshold = index.abstain_threshold if s.abstain_threshold is None else s.abstain_threshold
+        threshold = index.abstain_threshold(s)
         st.html(render.facts_html([
             ("documents", str(len(index.documents))),
             ("passages", str(len(index.passages))),
