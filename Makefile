@@ -5,14 +5,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RAG := $(VENV)/bin/rag
 STAMP := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: run ask test lint bench install browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# the CPU build of torch first: a bare 'torch' requirement would pull a multi-GB CUDA build
-	$(PY) -m pip install -q torch==2.13.0
+	# the CPU build of torch first, from PyTorch's CPU wheel index as PyTorch documents it
+	# (a bare 'torch' from PyPI is the multi-GB CUDA build on Linux); where that index cannot
+	# be reached, the plain pin from the configured index (see README, "Installing")
+	$(PY) -m pip install -q --timeout 20 --retries 1 "torch==$(TORCH_VERSION)" --index-url $(TORCH_CPU_INDEX) \
+	  || { echo "note: $(TORCH_CPU_INDEX) cannot be reached: installing torch==$(TORCH_VERSION) from the configured index" >&2; \
+	       $(PY) -m pip install -q "torch==$(TORCH_VERSION)"; }
 	$(PY) -m pip install -q -e '.[ui,eval,dev]'
 	touch $(STAMP)
 

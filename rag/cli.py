@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 from rag.config import MODES, Settings
+from rag.progress import TerminalProgress
 
 
 class CliError(Exception):
@@ -42,11 +44,11 @@ def cmd_ask(args) -> int:
     from rag.engine import Engine
 
     settings = _settings(args)
-    engine = Engine(settings)
+    engine = Engine(settings, on_progress=TerminalProgress())
     questions = sys.stdin if args.question == "-" else [args.question]
     if args.question != "-" and not args.question.strip():
         raise CliError("the question is empty")
-    index = engine.index  # fail early (missing index) before reading stdin
+    index = engine.index  # fail early (no index: before the model is loaded, and before reading stdin)
     status = 0
     for q in questions:
         q = q.rstrip("\n")
@@ -69,8 +71,9 @@ def cmd_ask(args) -> int:
 def cmd_index(args) -> int:
     from rag.engine import Engine
 
-    engine = Engine(_settings(args))
-    report = engine.build(progress=not args.quiet)
+    with TerminalProgress(enabled=not args.quiet) as progress:
+        engine = Engine(_settings(args), on_progress=progress)
+        report = engine.build(wait=not args.no_wait)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -86,19 +89,28 @@ def cmd_model(args) -> int:
     from rag.models import ensure_model
 
     settings = _settings(args)
-    path = ensure_model(settings.model, settings.models_dir, progress=True)
-    print(f"model {settings.model} ready at {path}")
+    if args.verify:
+        print(f"re-hashing the weights of {settings.model} …", file=sys.stderr)
+    with TerminalProgress() as progress:
+        path = ensure_model(settings.model, settings.models_dir, on_progress=progress, verify=args.verify)
+    print(f"model {settings.model} ready at {path}" + (" (weights re-hashed: sha256 matches)" if args.verify else ""))
     return 0
 
 
 def cmd_info(args) -> int:
     from rag.index import Index
+    from rag.models import model_path, weights_hash
 
     settings = _settings(args)
-    idx = Index.load(settings.index_dir, settings, verify=False)
+    idx = Index.load(settings.index_dir, settings, verify=args.verify)  # verify: every file re-hashed
     m = idx.manifest
     info = {"index": str(idx.path), "model": m["model"], "built_at": m["built_at"], "corpus": m["corpus"],
             "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold(settings)}
+    if args.verify:
+        folder = model_path(settings.model, settings.models_dir)
+        digest = weights_hash(folder, verify=True) if folder.is_dir() else "model not on disk"
+        info["verified"] = {"index_files": len(m["files"]), "model_weights_sha256": digest,
+                            "model_matches_index": digest == m["model"]["sha256"]}
     print(json.dumps(info, ensure_ascii=False, indent=2))
     return 0
 
@@ -109,7 +121,8 @@ def cmd_serve(args) -> int:
 
     settings = _settings(args)
     if not args.no_index:
-        report = Engine(settings).ensure_index(progress=True)
+        with TerminalProgress() as progress:
+            report = Engine(settings, on_progress=progress).ensure_index()
         print("index is up to date" if report is None else f"indexed {report.documents} documents", file=sys.stderr)
     app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
     env = dict(os.environ, RAG_PROJECT_ROOT=str(settings.project_root), RAG_CORPUS_DIR=str(settings.corpus_dir),
@@ -135,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.add_argument("--json", action="store_true", help="print the build report as JSON")
     sp.add_argument("--quiet", action="store_true", help="no progress output")
+    sp.add_argument("--no-wait", action="store_true",
+                    help="fail at once if another build of this index is running (default: wait for it)")
     sp.set_defaults(func=cmd_index)
 
     sp = sub.add_parser("ask", help="answer a question (or '-' to read one per line from stdin)")
@@ -148,10 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("model", help="fetch and verify the embedding model")
     sp.add_argument("action", choices=["fetch"])
     sp.add_argument("--model", help="model name (default embeddinggemma-300m)")
+    sp.add_argument("--verify", action="store_true", help="re-hash the weights on disk (normally trusted by size and date)")
     sp.set_defaults(func=cmd_model)
 
     sp = sub.add_parser("info", help="what the index holds")
     common(sp, corpus=False)
+    sp.add_argument("--verify", action="store_true", help="re-hash every index file and the model's weights")
     sp.set_defaults(func=cmd_info)
 
     sp = sub.add_parser("serve", help="update the index if needed and open the chat app")
@@ -170,8 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_to_stderr(quiet: bool) -> None:
+    """The library logs (rag.*); the command shows its messages as plain lines on stderr."""
+    logger = logging.getLogger("rag")
+    if not any(getattr(h, "_rag_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._rag_cli = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_to_stderr(getattr(args, "quiet", False))
     from rag.answer import QuestionError
     from rag.index import IndexProblem
     from rag.models import ModelError

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from rag.progress import OnProgress
 from rag.text import detect_lang, normalize
 
 SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
@@ -233,17 +234,22 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
     return docs, skipped
 
 
-def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: int = MAX_FILE_BYTES) -> CorpusLoad:
-    """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id."""
+def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: int = MAX_FILE_BYTES,
+                on_progress: OnProgress | None = None) -> CorpusLoad:
+    """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id.
+
+    `on_progress("reading", done, total)` reports the files read so far."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus_dir}")
     root = Path(project_root or corpus_dir.parent).resolve()
     docs: dict[str, Document] = {}
     skipped: list[Skipped] = []
-    for path in sorted(p for p in corpus_dir.rglob("*") if p.is_file()):
-        if any(part.startswith(".") for part in path.relative_to(corpus_dir).parts):
-            continue
+    paths = [p for p in sorted(corpus_dir.rglob("*"))
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)]
+    for n, path in enumerate(paths, start=1):
+        if on_progress is not None and (n == 1 or n % 50 == 0):
+            on_progress("reading", n - 1, len(paths))
         try:
             source = path.resolve().relative_to(root).as_posix()
         except ValueError:
@@ -262,9 +268,11 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
                 skipped.append(Skipped(doc.source, f"duplicate of {docs[doc.id].source}"))
             else:
                 docs[doc.id] = doc
+    if on_progress is not None:
+        on_progress("reading", len(paths), len(paths))
     return CorpusLoad(list(docs.values()), skipped)
 
 
-def load_project_corpus(settings) -> CorpusLoad:
+def load_project_corpus(settings, on_progress: OnProgress | None = None) -> CorpusLoad:
     """The documents of settings.corpus_dir, with the configured per-file size limit."""
-    return load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_bytes)
+    return load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_bytes, on_progress)

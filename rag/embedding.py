@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 
+from rag import runtime
 from rag.config import DTYPES
+from rag.progress import OnProgress
 from rag.text import normalize, tokens
 
 
@@ -27,7 +28,7 @@ class Embedder(ABC):
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
 
     @abstractmethod
-    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray: ...
+    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
 
 def _normalise_rows(x: np.ndarray, dim: int) -> np.ndarray:
@@ -43,9 +44,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def __init__(self, folder: Path, model_id: str, weights_sha256: str, dim: int = 0, batch_size: int = 16,
                  dtype: str = "auto"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        runtime.configure()  # offline, thread pools: before torch is first imported
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -57,7 +56,8 @@ class SentenceTransformerEmbedder(Embedder):
             from rag.models import ModelError
 
             raise ModelError(f"the model at {folder} cannot be loaded ({type(e).__name__}: {str(e)[:200]}): "
-                             "if it is a fetched model, delete the folder and run `rag model fetch`") from e
+                             "if it is a fetched model, run `rag model fetch --verify` to re-check its files "
+                             "(or delete the folder and run `rag model fetch`)") from e
         self.model.max_seq_length = min(self.model.max_seq_length or self.MAX_TOKENS, self.MAX_TOKENS)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         full = get_dim()
@@ -76,13 +76,13 @@ class SentenceTransformerEmbedder(Embedder):
                                   convert_to_numpy=True, show_progress_bar=False)
         return _normalise_rows(x, self.dim)
 
-    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prompt_kw = {"prompt_name": "document"} if self._doc_prompt else {}
         with self._lock:
             x = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                  show_progress_bar=progress, **prompt_kw)
+                                  show_progress_bar=False, **prompt_kw)
         return _normalise_rows(x, self.dim)
 
 
@@ -112,7 +112,7 @@ class HashEmbedder(Embedder):
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return _normalise_rows(np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim)), self.dim)
 
-    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
         return self.embed_queries(texts)
 
 
@@ -144,16 +144,18 @@ def resolve_dtype(dtype: str) -> str:
     return dtype
 
 
-def load_embedder(settings, progress: bool = True) -> Embedder:
+def load_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
     """The embedder named by settings.model, loaded once per process."""
     from rag.models import ensure_model, weights_hash
+
+    runtime.configure()
 
     if settings.model.startswith("hash-"):
         return HashEmbedder(int(settings.model.split("-", 1)[1]))
     key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype))
     with _CACHE_LOCK:
         if key not in _CACHE:
-            folder = ensure_model(settings.model, settings.models_dir, progress=progress)
+            folder = ensure_model(settings.model, settings.models_dir, on_progress=on_progress)
             _CACHE[key] = SentenceTransformerEmbedder(
                 folder, model_id=settings.model, weights_sha256=weights_hash(folder),
                 dim=settings.dim, batch_size=settings.batch_size, dtype=settings.dtype,

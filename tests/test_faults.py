@@ -57,18 +57,18 @@ def test_checkpoint_lets_a_killed_build_resume(tiny_engine, monkeypatch):
     calls = {"n": 0}
     real = HashEmbedder.embed_documents
 
-    def dies_after_two_slices(self, texts, progress=False):
+    def dies_after_two_slices(self, texts):
         calls["n"] += 1
         if calls["n"] > 2:
             raise KeyboardInterrupt  # as if killed
-        return real(self, texts, progress)
+        return real(self, texts)
 
     monkeypatch.setattr(index_mod, "CHECKPOINT_EVERY", 64)
     monkeypatch.setattr(HashEmbedder, "embed_documents", dies_after_two_slices)
     with pytest.raises(KeyboardInterrupt):
-        build_index(s, HashEmbedder(256), progress=False)
+        build_index(s, HashEmbedder(256))
     monkeypatch.setattr(HashEmbedder, "embed_documents", real)
-    report = build_index(s, HashEmbedder(256), progress=False)
+    report = build_index(s, HashEmbedder(256))
     # the two slices of 64 embedded before the "kill" were kept and not embedded again
     new_keys = set(Index.load(s.index_dir, s, HashEmbedder(256)).sent_keys) - keys_before
     assert report.embedded_sentences == len(new_keys) - 128
@@ -84,7 +84,7 @@ def test_unwritable_index_folder_is_a_clear_error_and_old_index_intact(tiny_engi
 
     monkeypatch.setattr("rag.index.os.replace", read_only)
     with pytest.raises(IndexProblem, match="Read-only file system.*previous index is unchanged"):
-        build_index(s, HashEmbedder(256), progress=False)
+        build_index(s, HashEmbedder(256))
     monkeypatch.undo()
     assert (s.index_dir / "current").resolve() == current
     assert len(Index.load(s.index_dir, s, HashEmbedder(256)).documents) == 3
@@ -95,7 +95,7 @@ def test_index_folder_that_cannot_be_created(tiny_project, tmp_path):
     blocker.write_text("x")
     s = tiny_project.replace(index_dir=blocker / "index")
     with pytest.raises(IndexProblem, match="cannot write the index folder"):
-        build_index(s, HashEmbedder(256), progress=False)
+        build_index(s, HashEmbedder(256))
 
 
 def test_huge_file_is_skipped_with_a_message(tiny_project):
@@ -105,7 +105,7 @@ def test_huge_file_is_skipped_with_a_message(tiny_project):
         while f.tell() < 50 * 2**20:
             f.write(line)
     engine = Engine(tiny_project, HashEmbedder(256))
-    report = engine.build(progress=False)
+    report = engine.build()
     skipped = {x.source: x.reason for x in report.skipped}
     assert "file too large" in skipped["corpus/huge.txt"] and "RAG_MAX_FILE_MB" in skipped["corpus/huge.txt"]
     assert report.documents == 3

@@ -31,13 +31,13 @@ def test_incremental_reindex_embeds_only_changes(tiny_engine):
     corpus = s.corpus_dir
     n_before = len(tiny_engine.index.passages)
     # nothing changed: nothing embedded
-    r = tiny_engine.build(progress=False)
+    r = tiny_engine.build()
     assert r.embedded_sentences == 0
     # add one, change one, delete one
     (corpus / "new.txt").write_text("سند تازه درباره انرژی خورشیدی در اصفهان.", "utf-8")
     (corpus / "en_weather.md").write_text("# Geneva weather\nGeneva had sunshine on Saturday.", "utf-8")
     (corpus / "ar_meeting.txt").unlink()
-    r = tiny_engine.build(progress=False)
+    r = tiny_engine.build()
     assert r.documents == 3
     # only the new sentences: "سند تازه…" and "Geneva had sunshine…"; the changed file's
     # unchanged heading and all of fa_call.txt are reused
@@ -95,7 +95,7 @@ def test_index_of_an_older_format_is_rebuilt_reusing_its_vectors(tiny_engine):
     with pytest.raises(IndexProblem, match="has format 1.*run `rag index`"):
         Index.load(s.index_dir, s, HashEmbedder(256))
     engine = Engine(s, HashEmbedder(256))
-    report = engine.ensure_index(progress=False)
+    report = engine.ensure_index()
     assert report is not None and report.embedded_sentences == 0 and report.reused == report.sentences > 0
     assert engine.index.manifest["format"] == index_mod.FORMAT
 
@@ -109,7 +109,7 @@ def test_failed_build_leaves_previous_index(tiny_engine, monkeypatch):
 
     monkeypatch.setattr(index_mod, "np", type("NP", (), {"save": boom, "savez": boom, "__getattr__": lambda self, n: getattr(np, n)})())
     with pytest.raises(IndexProblem, match="No space.*previous index is unchanged"):
-        build_index(s, HashEmbedder(256), progress=False)
+        build_index(s, HashEmbedder(256))
     monkeypatch.undo()
     assert (s.index_dir / "current").resolve() == before
     assert not [p for p in (s.index_dir / "builds").iterdir() if p.name.startswith(".tmp")]
@@ -120,7 +120,7 @@ def test_only_current_and_previous_builds_are_kept(tiny_engine):
     s = tiny_engine.settings
     for i in range(3):
         (s.corpus_dir / f"extra{i}.txt").write_text(f"سند شماره {i} درباره موضوع {i}.", "utf-8")
-        tiny_engine.build(progress=False)
+        tiny_engine.build()
     assert len(list((s.index_dir / "builds").iterdir())) == 2
     assert (s.index_dir / "previous").resolve().exists()
 
@@ -131,13 +131,13 @@ def test_empty_corpus_is_a_clear_error(tmp_path):
     from rag.config import Settings
 
     with pytest.raises(IndexProblem, match="no readable documents"):
-        Engine(Settings(project_root=tmp_path, model="hash-256"), HashEmbedder(256)).build(progress=False)
+        Engine(Settings(project_root=tmp_path, model="hash-256"), HashEmbedder(256)).build()
 
 
 def test_hnsw_option(tiny_project):
     s = tiny_project.replace(faiss="hnsw")
     engine = Engine(s, HashEmbedder(256))
-    engine.build(progress=False)
+    engine.build()
     assert engine.index.manifest["faiss"] == "hnsw"
     assert engine.ask("تماس پوتین و ترامپ", mode="dense").citations[0].source == "corpus/fa_call.txt"
 
@@ -155,9 +155,9 @@ def test_hnsw_finds_what_exact_search_finds(tiny_project):
         body = "\n".join(" ".join(rng.choice(words) for _ in range(12)) + "." for _ in range(6))
         (tiny_project.corpus_dir / f"gen_{i:03d}.txt").write_text(f"سند {i}\n{body}", "utf-8")
     flat = Engine(tiny_project, HashEmbedder(256))
-    flat.build(progress=False)
+    flat.build()
     hnsw = Engine(tiny_project.replace(faiss="hnsw", index_dir=tiny_project.project_root / "index-hnsw"), HashEmbedder(256))
-    hnsw.build(progress=False)
+    hnsw.build()
     overlap = []
     for _ in range(20):
         q_vec = flat.embedder.embed_queries([" ".join(rng.choice(words) for _ in range(5))])[0]
@@ -166,3 +166,128 @@ def test_hnsw_finds_what_exact_search_finds(tiny_project):
         assert len(b) == 5 and len(set(b)) == 5
         overlap.append(len(set(a) & set(b)) / 5)
     assert sum(overlap) / len(overlap) >= 0.9, overlap
+
+
+# ---------------------------------------------------------------- one builder at a time
+def _rag(project, *args):
+    """A real `rag` process in the project folder (hash embedder, so it starts fast)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, RAG_PROJECT_ROOT=str(project), RAG_MODEL="hash-256")
+    return subprocess.Popen([sys.executable, "-m", "rag.cli", *args], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_builders_started_together_all_succeed(tmp_path):
+    """Several `rag index` processes on one empty index folder: each waits its turn, every one
+    succeeds, and the index left behind is whole (without the lock, ~1 run in 6 failed with
+    "no index at …" because one process pruned the build another had just renamed)."""
+    from tests.conftest import write_tiny_corpus
+
+    write_tiny_corpus(tmp_path)
+    for name in range(12):
+        (tmp_path / "corpus" / f"doc{name}.txt").write_text(f"سند {name}\n" + "جمله‌ای برای حجم. " * 300, "utf-8")
+    for _ in range(3):
+        procs = [_rag(tmp_path, "index", "--quiet") for _ in range(4)]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert [rc for rc, _ in results] == [0, 0, 0, 0], results
+    from rag.config import Settings
+
+    s = Settings(project_root=tmp_path, model="hash-256")
+    assert len(Index.load(s.index_dir, s, HashEmbedder(256)).documents) == 15
+    left = sorted(p.name for p in (s.index_dir / "builds").iterdir())
+    assert len(left) == 2 and not [n for n in left if n.startswith(".")], left
+
+
+def test_a_second_builder_waits_or_fails_fast(tiny_engine):
+    import fcntl
+
+    s = tiny_engine.settings
+    with open(s.index_dir / index_mod.LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as if another process were building
+        held.truncate(0)
+        held.write("4242")
+        held.flush()
+        fast = _rag(s.project_root, "index", "--no-wait")
+        assert fast.wait(timeout=60) == 2
+        err = fast.stderr.read()
+        assert "another build of" in err and "process 4242" in err
+        waiting = _rag(s.project_root, "index")
+        import time
+
+        time.sleep(3)
+        assert waiting.poll() is None, "a second builder must wait while the lock is held"
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert waiting.wait(timeout=60) == 0
+    assert "waiting for it to finish" in waiting.stderr.read()
+
+
+def test_waiting_is_reported_as_a_stage(tiny_engine):
+    import fcntl
+    import threading
+
+    s = tiny_engine.settings
+    seen = []
+    with open(s.index_dir / index_mod.LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        t = threading.Thread(target=lambda: tiny_engine.build(on_progress=lambda *a: seen.append(a)))
+        t.start()
+        t.join(timeout=2)
+        assert t.is_alive() and seen == [("waiting", 0, 0)]
+        fcntl.flock(held, fcntl.LOCK_UN)
+    t.join(timeout=60)
+    assert not t.is_alive() and seen[-1][0] == "hashing"
+
+
+# ---------------------------------------------------------------- the index notices every change
+def test_renamed_file_is_noticed(tiny_engine):
+    s = tiny_engine.settings
+    (s.corpus_dir / "fa_call.txt").rename(s.corpus_dir / "putin_trump.txt")
+    engine = Engine(s, HashEmbedder(256))
+    report = engine.ensure_index()
+    assert report is not None and report.embedded_sentences == 0  # same text: nothing re-embedded
+    assert "corpus/putin_trump.txt" in {d.source for d in engine.index.documents.values()}
+    assert Engine(s, HashEmbedder(256)).ensure_index() is None  # and now it is current
+
+
+def test_edited_jsonl_record_with_its_own_id_is_noticed(tiny_project):
+    f = tiny_project.corpus_dir / "feed.jsonl"
+    f.write_text(json.dumps({"id": "n1", "title": "خبر", "text": "قیمت نفت امروز ۷۰ دلار بود."}, ensure_ascii=False) + "\n", "utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    assert engine.ensure_index() is not None
+    f.write_text(json.dumps({"id": "n1", "title": "خبر", "text": "قیمت نفت امروز ۸۰ دلار بود."}, ensure_ascii=False) + "\n", "utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    assert engine.ensure_index() is not None
+    doc = next(d for d in engine.index.documents.values() if d.source.startswith("corpus/feed.jsonl"))
+    assert "۸۰" in doc.text
+
+
+def test_changed_build_setting_is_noticed(tiny_engine):
+    s = tiny_engine.settings
+    assert Engine(s, HashEmbedder(256)).ensure_index() is None
+    engine = Engine(s.replace(faiss="hnsw"), HashEmbedder(256))
+    assert engine.ensure_index() is not None and engine.index.manifest["faiss"] == "hnsw"
+
+
+def test_fingerprint_covers_what_a_build_depends_on(tiny_project):
+    from dataclasses import replace
+
+    from rag.corpus import load_project_corpus
+    from rag.index import fingerprint
+
+    docs = load_project_corpus(tiny_project).documents
+    base = fingerprint(tiny_project, docs)
+    assert fingerprint(tiny_project, list(reversed(docs))) == base  # order does not matter
+    changed = [
+        [replace(docs[0], source="corpus/elsewhere.txt")] + docs[1:],
+        [replace(docs[0], text=docs[0].text + " ")] + docs[1:],
+        [replace(docs[0], date="2025-01-01")] + docs[1:],
+        docs[1:],
+    ]
+    for d in changed:
+        assert fingerprint(tiny_project, d) != base
+    for setting in ({"faiss": "hnsw"}, {"chunk_size": 400}, {"chunk_overlap": 50}, {"model": "hash-128"}, {"dim": 128}):
+        assert fingerprint(tiny_project.replace(**setting), docs) != base, setting
+    assert fingerprint(tiny_project.replace(k=9, mode="dense"), docs) == base  # query-time settings do not

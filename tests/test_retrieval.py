@@ -41,7 +41,7 @@ def test_duplicate_passages_are_collapsed(tiny_project):
     (tiny_project.corpus_dir / "copy1.txt").write_text(same + "\nمتن اول.", "utf-8")
     (tiny_project.corpus_dir / "copy2.txt").write_text(same + "\nمتن دوم.", "utf-8")
     engine = Engine(tiny_project.replace(chunk_size=100), HashEmbedder(256))
-    engine.build(progress=False)
+    engine.build()
     hits = engine.ask("خبر تکراری پوتین ترامپ تلفنی", k=10).hits
     texts = [h.passage.text for h in hits]
     assert len(texts) == len(set(texts))

