@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.answerability import language_pair, question_features
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import Index
@@ -57,12 +58,13 @@ class Answer:
     abstained: bool
     citations: list[Citation]
     hits: list[Hit]
-    evidence: float  # the best sentence score, compared with the abstention threshold
+    evidence: float  # compared with the threshold: answerability log-odds, or the best sentence score
     threshold: float | None
     lang: str
     mode: str
     timings_ms: dict = field(default_factory=dict)
     sentences: tuple[str, ...] = ()
+    pair: str = ""  # question language > language of the best sentence's document, e.g. "en>ar"
 
     def to_dict(self, index: Index | None = None) -> dict:
         passages = []
@@ -76,7 +78,7 @@ class Answer:
             "question": self.question, "answer": self.text, "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations], "passages": passages,
             "evidence": round(self.evidence, 6),
-            "threshold": None if self.threshold is None else round(self.threshold, 6),
+            "threshold": None if self.threshold is None else round(self.threshold, 6), "pair": self.pair,
             "lang": self.lang, "mode": self.mode, "timings_ms": self.timings_ms,
         }
 
@@ -246,8 +248,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     hits = retrieve_for_answer(index, question, q_vec, settings, mode, k)
     t2 = time.perf_counter()
     scored = score_sentences(index, hits, q_vec, question, settings)
-    threshold = index.abstain_threshold(settings)
-    evidence = scored[0][0] if scored else float("-inf")
+    evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
     abstained = not scored or (threshold is not None and evidence < threshold)
     citations: list[Citation] = []
     parts: list[str] = []
@@ -263,4 +264,24 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     timings = {"embed": round((t1 - t0) * 1000, 1), "retrieve": round((t2 - t1) * 1000, 1),
                "select": round((t3 - t2) * 1000, 1), "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
-                  lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations))
+                  lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair)
+
+
+def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple[float, int, Hit]],
+           q_vec: np.ndarray, question: str, lang: str) -> tuple[float, float | None, str]:
+    """(evidence, threshold, language pair): the answer abstains when evidence < threshold.
+
+    With the answerability model (the default where one is calibrated for the model) the
+    evidence is its log-odds that the corpus answers the question and the threshold is
+    the one of the language pair (question > best sentence's document); an explicit
+    `abstain_threshold` setting overrides every pair. Otherwise the evidence is the best
+    sentence score against one threshold."""
+    if not scored:
+        return float("-inf"), index.abstain_threshold(settings), ""
+    pair = language_pair(lang, index.documents[scored[0][2].passage.doc_id].lang)
+    model = index.answerability if settings.answerability == "on" else None
+    if model is None:
+        return scored[0][0], index.abstain_threshold(settings), pair
+    d = model.decide(question_features(index, hits, scored, q_vec, question, lang), pair)
+    threshold = settings.abstain_threshold if settings.abstain_threshold is not None else d.threshold
+    return d.score, threshold, pair

@@ -63,6 +63,9 @@ class Settings:
     max_sentences: int = 3
     sentence_margin: float | None = None  # extra sentences must score within this of the best (None = calibrated)
     abstain_threshold: float | None = None  # None = the index's calibrated value
+    # on: abstain by the answerability model (rag/answerability.py), thresholds per language
+    # pair; off: by the sentence scorer's best score against one threshold (as before 0.3)
+    answerability: str = "on"
 
     def __post_init__(self) -> None:
         root = Path(self.project_root).resolve()
@@ -83,6 +86,8 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
+        if self.answerability not in ("on", "off"):
+            raise ValueError(f"answerability must be on or off, not {self.answerability!r}")
         if self.dtype not in ("auto", *DTYPES):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
 

@@ -137,6 +137,14 @@ class Index:
     def sentence_weights(self) -> dict | None:
         return self.tuning.get("sentence_weights")
 
+    @functools.cached_property
+    def answerability(self):
+        """The answerability model shipped for this model (rag.answerability.Model), or None."""
+        from rag.answerability import Model
+
+        spec = self.tuning.get("answerability")
+        return Model.from_dict(spec) if spec else None
+
     def is_current(self, settings: Settings, documents: list[Document]) -> bool:
         """Whether this index was built from exactly these documents with these settings
         (sources, metadata and text included: a renamed file or an edited record is a change)."""

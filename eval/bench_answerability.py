@@ -1,0 +1,257 @@
+"""Benchmark and fit: answerability (rag/answerability.py) and cross-lingual answers, out of sample.
+
+The pool is eval/bench_retrieval.py's (the contexts of xquad_ar, mlqa_ar_dev, persianqa
+and parsinlu_rc with 1,000 + 1,000 news distractors, one index, cached). Every question
+is asked twice:
+
+- in corpus: as it is (answerable, or PersianQA's unanswerable ones);
+- out of corpus: with its own article's contexts removed from the results (every
+  paragraph of the same article, so that a neighbouring paragraph cannot answer it) —
+  a question about something the corpus does not hold. It must abstain.
+
+xquad.en adds the same xquad questions asked in English over the Arabic contexts
+(gold answers are the Arabic ones).
+
+Everything fitted is reported out of sample, leave one set out: the sentence scorer's
+weights, the answerability model and its thresholds per language pair are fitted on the
+other sets and applied to the held-out one. xquad_ar and xquad.en share contexts, so
+neither trains the other's fold: xquad.en is split by article into two halves, each
+evaluated with a model trained on the three other sets plus the other half.
+
+    python eval/bench_answerability.py [--max-wrong 0.05] [--write-calibration]
+
+With --write-calibration the model is refitted on everything and stored in
+rag/calibration.json (its training set named there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+
+import bench_retrieval as br  # noqa: E402
+
+from rag import answerability as ab  # noqa: E402
+from rag.answer import FEATURES as SENT_FEATURES  # noqa: E402
+from rag.answer import retrieve_for_answer, select, sentence_features  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.corpus import make_document  # noqa: E402
+from rag.embedding import load_embedder  # noqa: E402
+from rag.index import Index, build_index  # noqa: E402
+from rag.metrics import abstention, best_threshold  # noqa: E402
+from rag.text import detect_lang  # noqa: E402
+
+EN_FILE = "qa/xquad_ar/xquad.en.json"
+SET_LANG = {"xquad_ar": "ar", "mlqa_ar": "ar", "persianqa": "fa", "parsinlu": "fa", "xquad_en": "en"}
+
+
+@dataclass
+class Item:
+    """One question asked one way (in corpus or out of corpus), with its candidates."""
+
+    set: str
+    group: str  # the fold it belongs to (xquad_en: by article half)
+    question: str
+    lang: str
+    answers: tuple[str, ...]
+    answerable: bool  # the corpus as searched holds the answer
+    in_corpus: bool
+    feats: np.ndarray  # sentence candidates × SENT_FEATURES
+    labels: np.ndarray  # candidate holds a gold answer
+    refs: list  # (sentence index, hit)
+    hits: list
+    qv: np.ndarray
+
+
+def article_groups(data: Path) -> tuple[dict[str, tuple[str, int]], list[tuple[str, str, tuple[str, ...], str]]]:
+    """doc id → (set, article number) for every context, and the xquad.en questions as
+    (question, Arabic gold doc id, Arabic answers, article key)."""
+    groups = {}
+    for name, rel in br.SETS.items():
+        d = json.loads((data / rel).read_text("utf-8"))
+        for a, art in enumerate(d["data"]):
+            for para in art["paragraphs"]:
+                doc = make_document(para["context"], "x")
+                if doc is not None:
+                    groups[doc.id] = (name, a)
+    ar = json.loads((data / br.SETS["xquad_ar"]).read_text("utf-8"))
+    en = json.loads((data / EN_FILE).read_text("utf-8"))
+    english = []
+    for a, (art_ar, art_en) in enumerate(zip(ar["data"], en["data"], strict=True)):
+        for p_ar, p_en in zip(art_ar["paragraphs"], art_en["paragraphs"], strict=True):
+            doc = make_document(p_ar["context"], "x")
+            ar_answers = {qa["id"]: tuple(x["text"] for x in qa["answers"]) for qa in p_ar["qas"]}
+            for qa in p_en["qas"]:
+                if qa["id"] in ar_answers and doc is not None:
+                    english.append((qa["question"], doc.id, ar_answers[qa["id"]], f"xquad_en{a % 2}"))
+    return groups, english
+
+
+def make_items(index, embedder, work: Path, data: Path, settings: Settings) -> list[Item]:
+    docs_groups, english = article_groups(data)
+    _, qs = br.load_sets(data)
+    questions = [(q.set, q.set, q.question, q.answers, q.doc_id, not q.impossible) for q in qs]
+    questions += [("xquad_en", grp, q, ans, doc, True) for q, doc, ans, grp in english]
+    qvecs = br.query_vectors(work, embedder, [q[2] for q in questions])
+    by_article = defaultdict(set)
+    for doc_id, key in docs_groups.items():
+        by_article[key].add(doc_id)
+    items = []
+    for (name, group, question, answers, doc_id, answerable), qv in tqdm(
+            list(zip(questions, qvecs, strict=True)), desc="questions", file=sys.stderr):
+        lang = SET_LANG[name]
+        hits_all = retrieve_for_answer(index, question, qv, settings, k=40)
+        variants = [(True, hits_all[:10])]
+        if answerable:  # the same question with its whole article out of the corpus
+            gone = by_article.get(docs_groups.get(doc_id), {doc_id})
+            variants.append((False, [h for h in hits_all if h.passage.doc_id not in gone][:10]))
+        for in_corpus, hits in variants:
+            feats, refs = sentence_features(index, hits, qv, question, settings.answer_passages)
+            labels = np.array([in_corpus and answerable and br.contains(index.sentence_text(j), answers)
+                               for j, _ in refs], bool)
+            items.append(Item(name, group, question, lang, answers, answerable and in_corpus, in_corpus,
+                              feats, labels, refs, hits, qv))
+    return items
+
+
+def scored_list(item: Item, weights: dict) -> list:
+    w = np.array([weights.get(f, 0.0) for f in SENT_FEATURES], np.float32)
+    if not item.refs:
+        return []
+    scores = item.feats @ w + weights.get("bias", 0.0)
+    order = np.argsort(-scores, kind="stable")
+    return [(float(scores[i]), item.refs[i][0], item.refs[i][1]) for i in order]
+
+
+def features(index, item: Item, scored: list) -> tuple[np.ndarray, str]:
+    x = ab.question_features(index, item.hits, scored, item.qv, item.question, item.lang)
+    doc_lang = index.documents[scored[0][2].passage.doc_id].lang if scored else item.lang
+    return x, ab.language_pair(item.lang, doc_lang)
+
+
+def thresholds(model: ab.Model, X: np.ndarray, y: np.ndarray, pairs: list[str], max_wrong: float,
+               min_each: int = 30) -> dict[str, float]:
+    """The best-F1 threshold with at most max_wrong wrong abstentions, per pair with enough of both kinds."""
+    s = model.score(X)
+    out = {"*": best_threshold(s.tolist(), y.tolist(), max_wrong).threshold}
+    for pair in sorted(set(pairs)):
+        m = np.array([p == pair for p in pairs])
+        if (y[m] == 1).sum() >= min_each and (y[m] == 0).sum() >= min_each:
+            out[pair] = best_threshold(s[m].tolist(), y[m].tolist(), max_wrong).threshold
+    return out
+
+
+def sentence_weights(train: list[Item]) -> dict:
+    cands = [br.Candidates(br.Q(i.set, i.question, i.answers, "", not i.answerable), i.feats, i.labels, i.refs)
+             for i in train if i.in_corpus and i.set != "xquad_en"]
+    return br.fit_weights(cands)
+
+
+def evaluate_fold(index, train: list[Item], test: list[Item], max_wrong: float, margin: float) -> list[dict]:
+    weights = sentence_weights(train)
+    Xtr, ytr, ptr = [], [], []
+    for it in train:
+        x, pair = features(index, it, scored_list(it, weights))
+        Xtr.append(x)
+        ytr.append(float(it.answerable))
+        ptr.append(pair)
+    model = ab.fit(np.array(Xtr), np.array(ytr))
+    model = ab.Model(model.mean, model.scale, model.coef, model.bias,
+                     thresholds(model, np.array(Xtr), np.array(ytr), ptr, max_wrong))
+    base_cal = best_threshold([scored_list(it, weights)[0][0] if it.refs else -1e9 for it in train],
+                              [it.answerable for it in train], max_wrong)
+    sel = Settings(sentence_margin=margin)
+    rows = []
+    for it in test:
+        scored = scored_list(it, weights)
+        x, pair = features(index, it, scored)
+        d = model.decide(x, pair)
+        chosen = {j for _, j, _ in select(scored, index, sel)} if scored else set()
+        first = bool(scored) and bool(it.labels[[r[0] for r in it.refs].index(scored[0][1])])
+        whole = any(it.labels[k] for k, (j, _) in enumerate(it.refs) if j in chosen)
+        rows.append({"set": it.set, "in_corpus": it.in_corpus, "answerable": it.answerable, "pair": pair,
+                     "abstain": not d.answerable, "abstain_base": (scored[0][0] if scored else -1e9) < base_cal.threshold,
+                     "first": first, "whole": whole, "oracle": bool(it.labels.any()),
+                     "length": sum(len(index.sentence_text(j)) for j in chosen)})
+    return rows
+
+
+def report(rows: list[dict]) -> None:
+    sets = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]
+    print("\nAnswers (answerable questions in corpus), leave one set out")
+    print("| set | n | first sentence | whole answer | oracle | mean answer chars |")
+    print("|---|---|---|---|---|---|")
+    for s in sets:
+        r = [x for x in rows if x["set"] == s and x["answerable"]]
+        print(f"| {s} | {len(r)} | {np.mean([x['first'] for x in r]):.3f} | {np.mean([x['whole'] for x in r]):.3f} "
+              f"| {np.mean([x['oracle'] for x in r]):.3f} | {np.mean([x['length'] for x in r]):.0f} |")
+    print("\nAbstention, leave one set out (answerability model vs the scorer's threshold)")
+    print("| set | out-of-corpus abstained | wrong abstentions (in corpus) | PersianQA unanswerable F1 / P / R |"
+          " base: out-of-corpus | base: wrong | base: F1 |")
+    print("|---|---|---|---|---|---|---|")
+    for s in sets:
+        r = [x for x in rows if x["set"] == s]
+        ooc = [x for x in r if not x["in_corpus"]]
+        inc = [x for x in r if x["in_corpus"] and x["answerable"]]
+        line = f"| {s} | {np.mean([x['abstain'] for x in ooc]):.3f} | {np.mean([x['abstain'] for x in inc]):.3f} |"
+        incorp = [x for x in r if x["in_corpus"]]
+        if any(not x["answerable"] for x in incorp):
+            a = abstention([x["abstain"] for x in incorp], [x["answerable"] for x in incorp])
+            b = abstention([x["abstain_base"] for x in incorp], [x["answerable"] for x in incorp])
+            line += f" {a.f1:.3f} / {a.precision:.3f} / {a.recall:.3f} |"
+        else:
+            b = None
+            line += " — |"
+        line += f" {np.mean([x['abstain_base'] for x in ooc]):.3f} | {np.mean([x['abstain_base'] for x in inc]):.3f} |"
+        line += f" {b.f1:.3f} |" if b else " — |"
+        print(line)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "rag" / "bench")
+    ap.add_argument("--distractors", type=int, default=1000)
+    ap.add_argument("--model", default="embeddinggemma-300m")
+    ap.add_argument("--max-wrong", type=float, default=0.05, help="cap on wrong abstentions when choosing thresholds")
+    ap.add_argument("--margin", type=float, default=3.0)
+    ap.add_argument("--write-calibration", action="store_true")
+    args = ap.parse_args()
+    t0 = time.time()
+    docs, _ = br.load_sets(args.data)
+    distractors = br.load_distractors(args.data, args.distractors)
+    settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
+    embedder = load_embedder(settings)
+    build_index(settings, embedder, documents=docs + distractors)
+    index = Index.load(settings.index_dir, settings, embedder)
+    items = make_items(index, embedder, args.work, args.data, settings)
+    print(f"{len(items)} question variants in {time.time() - t0:.0f} s", file=sys.stderr)
+
+    rows = []
+    for held in ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en0", "xquad_en1"]:
+        if held.startswith("xquad_en"):
+            train = [i for i in items if i.set not in ("xquad_ar",) and i.group != held]
+            test = [i for i in items if i.group == held]
+        else:
+            banned = {held, "xquad_en"} if held == "xquad_ar" else {held}
+            train = [i for i in items if i.set not in banned]
+            test = [i for i in items if i.set == held]
+        rows += evaluate_fold(index, train, test, args.max_wrong, args.margin)
+    report(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
