@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -368,6 +369,23 @@ def test_report_files(tiny_engine, tmp_path):
     assert len([line for line in table.splitlines() if line.startswith(MODES)]) == 12
 
 
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """matplotlib cannot be imported, as without the `eval` extra."""
+    for name in ["matplotlib", *(m for m in list(sys.modules) if m.startswith("matplotlib."))]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_report_without_matplotlib_has_no_plots_and_says_why(tiny_engine, tmp_path, no_matplotlib):
+    run = evaluate(tiny_engine, tiny_items(tiny_engine.settings), progress=False)
+    files = write_report(run, tmp_path / "out", tiny_engine.index)
+    assert sorted(f.name for f in files) == ["report.md", "results.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "results.json"]
+    report = (tmp_path / "out" / "report.md").read_text("utf-8")
+    assert "Plots were skipped: matplotlib is not installed (pip install 'rag[eval]')." in report
+    assert ".png" not in report
+
+
 def test_calibration_is_stored_with_the_index_and_then_in_force(tiny_project):
     settings = dataclasses.replace(tiny_project, abstain_threshold=None)  # Settings.replace ignores None
     engine = Engine(settings, HashEmbedder(256))
@@ -401,6 +419,22 @@ def test_cli_eval_gold_compare(tiny_engine, cli_env, capsys, tmp_path):
         assert any(line.startswith(f"{mode}  ") or line.startswith(f"{mode} ") for line in stdout.splitlines())
     assert "R@5" in stdout and "report:" in stdout
     assert {p.name for p in out.iterdir()} == {"results.json", "report.md", "recall_at_k.png", "evidence.png"}
+
+
+def test_cli_eval_without_matplotlib_warns_first_and_writes_the_report(tiny_engine, cli_env, capsys, tmp_path,
+                                                                        no_matplotlib):
+    root = tiny_engine.settings.project_root
+    cli_env(root)
+    write_gold(root / "gold.jsonl")
+    out = tmp_path / "report"
+    assert main(["eval", "--gold", "gold.jsonl", "--model", "hash-256", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    warning = "warning: matplotlib is not installed: the report will have no plots; pip install 'rag[eval]'"
+    assert captured.err.splitlines()[0] == warning  # before the run, not after it
+    assert captured.err.count("matplotlib") == 1
+    assert "R@5" in captured.out and "report:" in captured.out
+    assert {p.name for p in out.iterdir()} == {"results.json", "report.md"}
+    assert "Plots were skipped: matplotlib is not installed" in (out / "report.md").read_text("utf-8")
 
 
 def test_cli_eval_default_report_folder_and_json(tiny_engine, cli_env, capsys):

@@ -12,6 +12,7 @@ from rag.corpus import Document, load_project_corpus
 from rag.evaluation.cache import cache_dir, ensure_index
 from rag.evaluation.distractors import load_distractors
 from rag.evaluation.gold import load_gold, load_squad
+from rag.evaluation.plots import INSTALL_HINT, plots_unavailable
 from rag.evaluation.report import fmt_value, format_table, json_num, write_report
 from rag.evaluation.runner import calibrate, evaluate, store_calibration
 
@@ -57,6 +58,9 @@ def cmd_eval(args) -> int:
     from rag.engine import Engine
 
     progress = not args.quiet
+    no_plots = plots_unavailable()
+    if no_plots:  # say so now, not after the run
+        print(f"warning: {no_plots}: the report will have no plots; {INSTALL_HINT}", file=sys.stderr)
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be at least 1")
     if args.max_distractors < 0:

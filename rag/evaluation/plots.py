@@ -9,6 +9,17 @@ from pathlib import Path
 from rag.evaluation.runner import EvalRun, K
 from rag.metrics import Score, recall_at
 
+INSTALL_HINT = "pip install 'rag[eval]'"
+
+
+def plots_unavailable() -> str | None:
+    """Why no plots can be drawn (matplotlib, from the `eval` extra, is missing), else None."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "matplotlib is not installed"
+    return None
+
 
 def _pyplot():
     import matplotlib

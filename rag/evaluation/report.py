@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from rag.config import Settings
-from rag.evaluation.plots import plot_evidence, plot_recall
+from rag.evaluation.plots import INSTALL_HINT, plot_evidence, plot_recall, plots_unavailable
 from rag.evaluation.runner import EvalRun, Record
 from rag.index import Index
 
@@ -103,14 +103,18 @@ def results_dict(run: EvalRun, index: Index | None = None, info: dict | None = N
 
 
 def write_report(run: EvalRun, out_dir: Path, index: Index | None = None, info: dict | None = None) -> list[Path]:
-    """results.json, report.md and the PNG plots in out_dir; returns the files written."""
+    """results.json, report.md and the PNG plots in out_dir; returns the files written.
+
+    Without matplotlib there are no plots, and report.md says why.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = out_dir / "results.json"
     results.write_text(json.dumps(results_dict(run, index, info), ensure_ascii=False, indent=1), "utf-8")
-    plots = plot_recall(run, out_dir / "recall_at_k.png"), plot_evidence(run, out_dir / "evidence.png")
+    skipped = plots_unavailable()
+    plots = [] if skipped else [plot_recall(run, out_dir / "recall_at_k.png"), plot_evidence(run, out_dir / "evidence.png")]
     report = out_dir / "report.md"
-    report.write_text(report_markdown(run, index, info, [p.name for p in plots]), "utf-8")
+    report.write_text(report_markdown(run, index, info, [p.name for p in plots], plots_skipped=skipped), "utf-8")
     return [results, report, *plots]
 
 
@@ -119,7 +123,10 @@ def _md_cell(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def report_markdown(run: EvalRun, index: Index | None = None, info: dict | None = None, plots=(), worst: int = 10) -> str:
+def report_markdown(run: EvalRun, index: Index | None = None, info: dict | None = None, plots=(),
+                    plots_skipped: str | None = None, worst: int = 10) -> str:
+    """The report: run details, the metrics table, the worst failures, then the plots (or why
+    there are none: `plots_skipped`)."""
     info = info or {}
     m = run.manifest
     thr = "none (never abstains on evidence)" if run.threshold is None else f"{run.threshold:.4f}"
@@ -170,4 +177,6 @@ def report_markdown(run: EvalRun, index: Index | None = None, info: dict | None 
         lines += block(r)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    elif plots_skipped:
+        lines += ["## Plots", "", f"Plots were skipped: {plots_skipped} ({INSTALL_HINT})."]
     return "\n".join(lines) + "\n"
