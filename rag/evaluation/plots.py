@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from rag.evaluation.runner import EvalRun, K
-from rag.metrics import Score, recall_at
+from rag.metrics import mean, recall_at
 
 INSTALL_HINT = "pip install 'rag[eval]'"
 
@@ -30,15 +30,15 @@ def _pyplot():
     return plt
 
 
-def plot_recall(run: EvalRun, path: Path, k: int = K) -> Path:
+def plot_recall(run: EvalRun, path: Path) -> Path:
     """Recall@k for k = 1..10, one line per mode."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ks = list(range(1, k + 1))
+    ks = list(range(1, K + 1))
     for mode in run.modes:
         recs = [r for r in run.records_for(mode) if r.item.answerable]
         ranked = [[h.passage.doc_id for h in r.answer.hits] for r in recs]
-        ys = [Score.mean(recall_at(x, r.item.doc_ids, kk) for x, r in zip(ranked, recs, strict=True)).value for kk in ks]
+        ys = [mean(recall_at(x, r.item.doc_ids, kk) for x, r in zip(ranked, recs, strict=True)) for kk in ks]
         ax.plot(ks, [math.nan if y is None else y for y in ys], marker="o", label=mode)
     ax.set(xlabel="k (passages)", ylabel="Recall@k", title="Recall@k by mode", ylim=(0, 1.02), xticks=ks)
     ax.grid(alpha=0.3)

@@ -26,6 +26,7 @@ LONG_NAMES = {
     "absP": "abstention P", "absR": "abstention R", "absF1": "abstention F1", "wrongAbs": "wrong abstentions",
     "p50ms": "median ms", "p95ms": "p95 ms",
 }
+WORST = 10  # failures of each kind listed in report.md
 
 
 def fmt_value(v, kind: str) -> str:
@@ -124,7 +125,7 @@ def _md_cell(text: str, limit: int = 300) -> str:
 
 
 def report_markdown(run: EvalRun, index: Index | None = None, info: dict | None = None, plots=(),
-                    plots_skipped: str | None = None, worst: int = 10) -> str:
+                    plots_skipped: str | None = None) -> str:
     """The report: run details, the metrics table, the worst failures, then the plots (or why
     there are none: `plots_skipped`)."""
     info = info or {}
@@ -170,10 +171,10 @@ def report_markdown(run: EvalRun, index: Index | None = None, info: dict | None 
                       key=lambda r: -r.answer.evidence)
     lines += ["", f"## Worst failures ({mode})", "",
               f"### Answerable questions whose answer lacks the gold answer ({len(missed)}), worst retrieval first", ""]
-    for r in missed[:worst]:
+    for r in missed[:WORST]:
         lines += block(r)
     lines += [f"### Unanswerable questions answered anyway ({len(answered)}), most confident first", ""]
-    for r in answered[:worst]:
+    for r in answered[:WORST]:
         lines += block(r)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots]

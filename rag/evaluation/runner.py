@@ -13,13 +13,13 @@ from rag.evaluation.gold import LANGS, GoldError, GoldItem
 from rag.index import Index
 from rag.metrics import (
     Calibration,
-    Score,
     abstention,
     best_threshold,
     citation_precision,
     citation_recall,
     containment,
     latency,
+    mean,
     ndcg_at,
     recall_at,
     reciprocal_rank,
@@ -98,7 +98,7 @@ class Metrics:
 
 def summarize(records: list[Record]) -> Metrics:
     answerable = [r for r in records if r.item.answerable]
-    means = {f.name: Score.mean(getattr(r.scores, f.name) for r in answerable).value
+    means = {f.name: mean(getattr(r.scores, f.name) for r in answerable)
              for f in dataclasses.fields(QuestionScores)}
     ab = abstention([r.answer.abstained for r in records], [r.item.answerable for r in records])
     p50, p95 = latency([r.latency_ms for r in records])
@@ -125,7 +125,7 @@ class EvalRun:
         return [r for r in self.records if r.mode == mode]
 
 
-def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = True, k: int = K) -> EvalRun:
+def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = True) -> EvalRun:
     """Ask every question in every mode; per-question records and metrics per mode and language."""
     modes = tuple(modes)
     bad = [m for m in modes if m not in MODES]
@@ -146,7 +146,7 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
             for item in items:
                 t0 = time.perf_counter()
                 try:
-                    ans = engine.ask(item.question, mode=mode, k=k)
+                    ans = engine.ask(item.question, mode=mode, k=K)
                 except QuestionError as e:
                     raise GoldError(f"{item.origin}: {e}") from None
                 ms = (time.perf_counter() - t0) * 1000
@@ -162,9 +162,9 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
     return EvalRun(modes, tuple(records), metrics, threshold, s, index.manifest)
 
 
-def calibrate(run: EvalRun, mode: str | None = None) -> Calibration:
-    """The abstention threshold that maximises abstention F1 on the run's questions."""
-    recs = run.records_for(mode or run.primary)
+def calibrate(run: EvalRun) -> Calibration:
+    """The abstention threshold that maximises abstention F1 on the run's questions (primary mode)."""
+    recs = run.records_for(run.primary)
     return best_threshold([r.answer.evidence for r in recs], [r.item.answerable for r in recs])
 
 
