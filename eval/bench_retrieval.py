@@ -224,11 +224,25 @@ def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float,
     return {"first": mean(first), "whole": mean(whole), "oracle": mean(oracle)}, evidence
 
 
+def logistic_regression(X: np.ndarray, y: np.ndarray, C: float = 1.0, max_iter: int = 100) -> np.ndarray:
+    """Weights of an L2-regularised logistic regression without intercept: the minimum of
+    ½‖w‖² + C·Σ log-loss (as sklearn's LogisticRegression(C=C, fit_intercept=False)), by
+    Newton's method: the objective is strictly convex, so the minimum is unique."""
+    w = np.zeros(X.shape[1])
+    for _ in range(max_iter):
+        p = 0.5 * (1 + np.tanh(0.5 * (X @ w)))  # the sigmoid, without overflow
+        grad = C * (X.T @ (p - y)) + w
+        hess = C * (X.T * (p * (1 - p))) @ X + np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w
+
+
 def fit_weights(cands: list[Candidates]) -> dict:
     """Pairwise logistic regression (RankNet-style) within each question: a sentence holding
     a gold answer should outscore one that does not. Learns ranking, not calibration."""
-    from sklearn.linear_model import LogisticRegression
-
     rng = np.random.default_rng(0)
     diffs = []
     for c in cands:
@@ -240,8 +254,8 @@ def fit_weights(cands: list[Candidates]) -> dict:
     X = np.concatenate(diffs)
     X = np.concatenate([X, -X])
     y = np.concatenate([np.ones(len(X) // 2), np.zeros(len(X) // 2)])
-    lr = LogisticRegression(C=1.0, max_iter=3000, fit_intercept=False).fit(X, y)
-    return {"bias": 0.0} | {f: float(v) for f, v in zip(FEATURES, lr.coef_[0], strict=True)}
+    w = logistic_regression(X, y, C=1.0)
+    return {"bias": 0.0} | {f: float(v) for f, v in zip(FEATURES, w, strict=True)}
 
 
 def calibrate(evidence: list[float], impossible: list[bool], max_wrong: float = 1.0) -> dict:
