@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.corpus import SUFFIXES, Document, make_document, read_file
+from rag.evaluation.sampling import sample
 from rag.text import detect_lang
 
 LANGS = ("fa", "ar", "en", "other")
@@ -130,11 +131,13 @@ def _gold_item(rec, where: str, root: Path, resolved: dict[str, tuple[str, ...]]
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
-def load_squad(path: Path | str) -> tuple[list[Document], list[GoldItem]]:
+def load_squad(path: Path | str, limit: int | None = None, seed: int = 0) -> tuple[list[Document], list[GoldItem]]:
     """The distinct contexts of a SQuAD v1.1/v2.0 file as documents, and its questions.
 
     Each question's gold document is its context; `is_impossible` questions are
     unanswerable (no answers, no gold document). Identical contexts become one document.
+    With `limit`, only a random sample (fixed by `seed`) of that many paragraphs, and
+    their questions.
     """
     path = Path(path)
     if not path.is_file():
@@ -147,9 +150,7 @@ def load_squad(path: Path | str) -> tuple[list[Document], list[GoldItem]]:
         raise GoldError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise GoldError(f"{path}: not SQuAD JSON (expected an object with a list 'data')")
-    docs: dict[str, Document] = {}
-    items: list[GoldItem] = []
-    first: dict[str, str] = {}
+    paragraphs: list[tuple[str, str, str, dict]] = []  # (where, source, title, paragraph)
     for i, article in enumerate(data["data"]):
         where_a = f"{path} data[{i}]"
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
@@ -160,15 +161,20 @@ def load_squad(path: Path | str) -> tuple[list[Document], list[GoldItem]]:
             where_p = f"{where_a}.paragraphs[{j}]"
             if not isinstance(para, dict) or not isinstance(para.get("context"), str) or not isinstance(para.get("qas"), list):
                 raise GoldError(f"{where_p}: a paragraph needs a string 'context' and a list 'qas'")
-            doc = make_document(para["context"], f"{path.name}#{i}.{j}", title=title)
-            if doc is None:
-                raise GoldError(f"{where_p}: the context has no text")
-            doc = docs.setdefault(doc.id, doc)
-            for q, qa in enumerate(para["qas"]):
-                items.append(_squad_item(qa, f"{where_p}.qas[{q}]", doc))
-                if items[-1].id in first:
-                    raise GoldError(f"{items[-1].origin}: duplicate id {items[-1].id!r} (also at {first[items[-1].id]})")
-                first[items[-1].id] = items[-1].origin
+            paragraphs.append((where_p, f"{path.name}#{i}.{j}", title, para))
+    docs: dict[str, Document] = {}
+    items: list[GoldItem] = []
+    first: dict[str, str] = {}
+    for where_p, source, title, para in sample(paragraphs, limit, seed):
+        doc = make_document(para["context"], source, title=title)
+        if doc is None:
+            raise GoldError(f"{where_p}: the context has no text")
+        doc = docs.setdefault(doc.id, doc)
+        for q, qa in enumerate(para["qas"]):
+            items.append(_squad_item(qa, f"{where_p}.qas[{q}]", doc))
+            if items[-1].id in first:
+                raise GoldError(f"{items[-1].origin}: duplicate id {items[-1].id!r} (also at {first[items[-1].id]})")
+            first[items[-1].id] = items[-1].origin
     if not items:
         raise GoldError(f"{path}: no questions")
     return list(docs.values()), items
