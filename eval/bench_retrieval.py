@@ -226,9 +226,7 @@ def calibrate(evidence: list[float], impossible: list[bool], max_wrong: float = 
     """rag.metrics.best_threshold (abstain when evidence < threshold, at most `max_wrong`
     wrong abstentions), as a row for the table and rag/calibration.json."""
     cal = best_threshold(evidence, [not x for x in impossible], max_wrong)
-    s = cal.scores
-    return {"threshold": round(cal.threshold, 4), "f1": s.f1, "precision": s.precision, "recall": s.recall,
-            "wrong_abstention_rate": s.wrong_rate}
+    return cal.to_dict() | {"threshold": round(cal.threshold, 4)}
 
 
 def main() -> int:

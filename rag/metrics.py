@@ -172,6 +172,12 @@ class Calibration:
     threshold: float  # abstain when evidence < threshold
     scores: AbstentionScores
 
+    def to_dict(self) -> dict:
+        """The threshold and its abstention scores, as calibration.json files keep them."""
+        s = self.scores
+        return {"threshold": self.threshold, "f1": s.f1, "precision": s.precision, "recall": s.recall,
+                "wrong_abstention_rate": s.wrong_rate}
+
 
 def best_threshold(evidence: Sequence[float], answerable: Sequence[bool], max_wrong: float = 1.0) -> Calibration:
     """The threshold with the best abstention F1 (ties: fewer wrong abstentions, then lower),

@@ -167,6 +167,8 @@ def test_best_threshold_maximises_f1():
     assert cal.threshold == pytest.approx(0.75)
     assert cal.scores.f1 == pytest.approx(6 / 7)
     assert (cal.scores.tp, cal.scores.fp, cal.scores.fn) == (3, 1, 0)
+    assert cal.to_dict() == {"threshold": cal.threshold, "f1": cal.scores.f1, "precision": 0.75, "recall": 1.0,
+                             "wrong_abstention_rate": 0.5}
 
 
 def test_best_threshold_tie_prefers_fewer_wrong_abstentions():

@@ -9,9 +9,9 @@ file (`load_squad`, which also returns the contexts as documents to index); news
 articles can be added as distractors (`load_distractors`). The metric functions
 themselves are pure and live in `rag.metrics`.
 
-Modules, each importing only those before it: `gold` (gold questions), `distractors`,
-`runner` (asking, scoring, calibrating), `cache` (indexes of evaluation corpora),
-`plots`, `report`, `cli` (`rag eval`). This package re-exports their public names.
+Modules, each importing only those before it: `sampling`, `gold` (gold questions),
+`distractors`, `runner` (asking, scoring, calibrating), `cache` (indexes of evaluation
+corpora), `plots`, `report`, `cli` (`rag eval`). This package re-exports their public names.
 """
 
 from rag.evaluation.cache import cache_dir, ensure_index

@@ -171,8 +171,7 @@ def calibrate(run: EvalRun) -> Calibration:
 def store_calibration(index: Index, cal: Calibration, source: str, mode: str) -> dict:
     """Save the threshold with the index (for its model) and return what was stored."""
     s = cal.scores
-    values = {"threshold": cal.threshold, "f1": s.f1, "precision": s.precision, "recall": s.recall,
-              "wrong_abstention_rate": s.wrong_rate, "n_answerable": s.fp + s.tn, "n_unanswerable": s.tp + s.fn,
-              "mode": mode, "source": source, "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    values = cal.to_dict() | {"n_answerable": s.fp + s.tn, "n_unanswerable": s.tp + s.fn, "mode": mode,
+                              "source": source, "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     index.save_calibration(values)
     return values
