@@ -51,7 +51,6 @@ from rag.corpus import make_document  # noqa: E402
 from rag.embedding import load_embedder  # noqa: E402
 from rag.index import Index, build_index  # noqa: E402
 from rag.metrics import abstention, best_threshold  # noqa: E402
-from rag.text import detect_lang  # noqa: E402
 
 EN_FILE = "qa/xquad_ar/xquad.en.json"
 SET_LANG = {"xquad_ar": "ar", "mlqa_ar": "ar", "persianqa": "fa", "parsinlu": "fa", "xquad_en": "en"}

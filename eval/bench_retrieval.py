@@ -12,9 +12,10 @@ except, with --write-calibration, rag/calibration.json.
 The index (and query vectors) are cached in --work (default ~/.cache/rag/bench), so a
 re-run embeds nothing new.
 
-The pool is built here, not with rag.evaluation's loaders, to match the issue's setup:
-contexts without their article titles, and only the first passage of each news article
-as a distractor. Containment is rag.metrics.containment, the same as `rag eval`.
+The pool comes from rag.evaluation's loaders, as for `rag eval`: load_squad for the
+contexts and questions, load_distractors for the news, each article cut to its first
+passage (of at least 200 characters; the title is not in the text). Containment is
+rag.metrics.containment, the same as `rag eval`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import random
 import statistics
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +37,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.answer import DEFAULT_WEIGHTS, FEATURES, retrieve_for_answer, select, sentence_features  # noqa: E402
-from rag.chunking import chunk  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.corpus import Document, make_document  # noqa: E402
+from rag.corpus import Document  # noqa: E402
 from rag.embedding import load_embedder  # noqa: E402
 from rag.engine import Engine  # noqa: E402
+from rag.evaluation import load_distractors, load_squad  # noqa: E402
+from rag.fitting import logistic_regression  # noqa: E402
 from rag.index import Index, build_index  # noqa: E402
 from rag.metrics import best_threshold, containment  # noqa: E402
+from rag.progress import TerminalProgress  # noqa: E402
 from rag.retrieval import retrieve  # noqa: E402
 
 SETS = {
@@ -52,6 +54,8 @@ SETS = {
     "persianqa": "qa/persianqa/pqa_test.json",
     "parsinlu": "qa/parsinlu_rc/train.json",
 }
+NEWS = ("corpora/fars_news", "corpora/saudinewsnet")  # Persian, Arabic
+MIN_DISTRACTOR_CHARS = 201
 
 
 @dataclass(frozen=True)
@@ -69,55 +73,17 @@ def load_sets(data: Path, max_contexts: int = 0, seed: int = 0) -> tuple[list[Do
     docs: dict[str, Document] = {}
     qs: list[Q] = []
     for name, rel in SETS.items():
-        d = json.loads((data / rel).read_text("utf-8"))
-        paras = [para for art in d["data"] for para in art["paragraphs"]]
-        if max_contexts and len(paras) > max_contexts:
-            paras = random.Random(seed).sample(paras, max_contexts)
-        for para in paras:
-            doc = make_document(para["context"], f"{name}:{hashlib.sha1(para['context'].encode()).hexdigest()[:10]}")
-            if doc is None:
-                continue
+        set_docs, items = load_squad(data / rel, limit=max_contexts or None, seed=seed)
+        for doc in set_docs:
             docs.setdefault(doc.id, doc)
-            for qa in para["qas"]:
-                answers = tuple(a["text"] for a in qa.get("answers", []) if a.get("text"))
-                impossible = bool(qa.get("is_impossible")) or not answers
-                qs.append(Q(name, qa["question"], answers, doc.id, impossible))
+        qs += [Q(name, i.question, i.answers, i.doc_ids[0] if i.doc_ids else "", not i.answerable) for i in items]
     return list(docs.values()), qs
 
 
-def first_passage(text: str, source: str, title: str = "") -> Document | None:
-    doc = make_document(text, source, title=title)
-    if doc is None:
-        return None
-    ps = chunk(doc)
-    return make_document(ps[0].text, source, title=title) if ps else None
-
-
-def load_distractors(data: Path, n: int, seed: int = 0) -> list[Document]:
-    rng = random.Random(seed)
-    fa = []
-    for f in sorted((data / "corpora/fars_news").glob("*.json")):
-        for i, a in enumerate(json.loads(f.read_text("utf-8"))):
-            body = "\n".join([a.get("abstract") or ""] + list(a.get("paragraphs") or []))
-            fa.append((f"fars:{f.stem}:{i}", a.get("title") or "", body))
-    ar = []
-    for z in sorted((data / "corpora/saudinewsnet").glob("*.zip")):
-        with zipfile.ZipFile(z) as zf:
-            for member in zf.namelist():
-                for i, a in enumerate(json.loads(zf.read(member).decode("utf-8"))):
-                    ar.append((f"saudi:{z.stem}:{i}", a.get("title") or "", a.get("content") or ""))
-    out = []
-    for pool in (fa, ar):
-        rng.shuffle(pool)
-        taken = 0
-        for src, title, body in pool:
-            if taken >= n:
-                break
-            doc = first_passage(body, src, title)
-            if doc is not None and len(doc.text) > 200:
-                out.append(doc)
-                taken += 1
-    return out
+def news_distractors(data: Path, n: int, seed: int = 0) -> list[Document]:
+    """n passage-sized news distractors per language: the first passage of random articles."""
+    return [d for rel in NEWS
+            for d in load_distractors(data / rel, limit=n, seed=seed, lead=True, min_chars=MIN_DISTRACTOR_CHARS)]
 
 
 def contains(answer: str, golds: tuple[str, ...]) -> bool:
@@ -227,8 +193,6 @@ def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float,
 def fit_weights(cands: list[Candidates]) -> dict:
     """Pairwise logistic regression (RankNet-style) within each question: a sentence holding
     a gold answer should outscore one that does not. Learns ranking, not calibration."""
-    from sklearn.linear_model import LogisticRegression
-
     rng = np.random.default_rng(0)
     diffs = []
     for c in cands:
@@ -240,17 +204,15 @@ def fit_weights(cands: list[Candidates]) -> dict:
     X = np.concatenate(diffs)
     X = np.concatenate([X, -X])
     y = np.concatenate([np.ones(len(X) // 2), np.zeros(len(X) // 2)])
-    lr = LogisticRegression(C=1.0, max_iter=3000, fit_intercept=False).fit(X, y)
-    return {"bias": 0.0} | {f: float(v) for f, v in zip(FEATURES, lr.coef_[0], strict=True)}
+    w, _ = logistic_regression(X, y, C=1.0)
+    return {"bias": 0.0} | {f: float(v) for f, v in zip(FEATURES, w, strict=True)}
 
 
 def calibrate(evidence: list[float], impossible: list[bool], max_wrong: float = 1.0) -> dict:
     """rag.metrics.best_threshold (abstain when evidence < threshold, at most `max_wrong`
     wrong abstentions), as a row for the table and rag/calibration.json."""
     cal = best_threshold(evidence, [not x for x in impossible], max_wrong)
-    s = cal.scores
-    return {"threshold": round(cal.threshold, 4), "f1": s.f1, "precision": s.precision, "recall": s.recall,
-            "wrong_abstention_rate": s.wrong_rate}
+    return cal.to_dict() | {"threshold": round(cal.threshold, 4)}
 
 
 def main() -> int:
@@ -276,11 +238,11 @@ def main() -> int:
         return 2
 
     docs, qs = load_sets(args.data, args.max_contexts)
-    distractors = load_distractors(args.data, args.distractors)
+    distractors = news_distractors(args.data, args.distractors)
     settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
     embedder = load_embedder(settings)
     print(f"corpus: {len(docs)} contexts + {len(distractors)} distractors; questions: {len(qs)}", file=sys.stderr)
-    report = build_index(settings, embedder, progress=True, documents=docs + distractors)
+    report = build_index(settings, embedder, documents=docs + distractors, on_progress=TerminalProgress())
     print(json.dumps({k: v for k, v in report.to_dict().items() if k != "skipped"}), file=sys.stderr)
     if args.index_only:
         return 0
@@ -375,7 +337,7 @@ def speed(args, settings: Settings, embedder, docs: list[Document]) -> None:
         embedder.batch_size = batch
         with tempfile.TemporaryDirectory() as tmp:
             s = settings.replace(project_root=Path(tmp), index_dir=Path(tmp) / "index")
-            r = build_index(s, embedder, progress=False, documents=sample)
+            r = build_index(s, embedder, documents=sample)
         rows.append([batch, r.documents, r.passages, r.embedded_sentences, r.seconds,
                      r.passages / r.seconds, r.embedded_sentences / r.seconds])
     embedder.batch_size = settings.batch_size

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.fitting import logistic_regression
 from rag.retrieval import lexical_ceiling
 from rag.text import normalize, tokens
 
@@ -152,22 +153,11 @@ class Model:
                    np.array(d["coef"], np.float32), float(d["bias"]), dict(d["thresholds"]))
 
 
-def fit(X: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 50) -> Model:
-    """L2-regularised logistic regression by Newton's method (IRLS) on standardised features;
-    thresholds are left to the caller (all "*": 0)."""
+def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> Model:
+    """The logistic model on standardised features (rag.fitting); thresholds are left to the
+    caller (all "*": 0, i.e. even odds)."""
     mean = X.mean(0)
     scale = X.std(0)
     scale[scale < 1e-6] = 1.0
-    Z = np.hstack([(X - mean) / scale, np.ones((len(X), 1))])
-    w = np.zeros(Z.shape[1])
-    reg = np.full(Z.shape[1], l2)
-    reg[-1] = 0.0  # the bias is not shrunk
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-(Z @ w)))
-        grad = Z.T @ (p - y) + reg * w
-        hess = (Z * (p * (1 - p))[:, None]).T @ Z + np.diag(reg)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return Model(mean.astype(np.float32), scale.astype(np.float32), w[:-1].astype(np.float32), float(w[-1]), {"*": 0.0})
+    coef, bias = logistic_regression((X - mean) / scale, y, C=C, intercept=True)
+    return Model(mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), bias, {"*": 0.0})

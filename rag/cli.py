@@ -190,11 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _log_to_stderr(quiet: bool) -> None:
     """The library logs (rag.*); the command shows its messages as plain lines on stderr."""
     logger = logging.getLogger("rag")
-    if not any(getattr(h, "_rag_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._rag_cli = True
-        logger.addHandler(handler)
+    for h in [h for h in logger.handlers if getattr(h, "rag_cli", False)]:
+        logger.removeHandler(h)  # a previous run's, bound to the stderr of its time
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.rag_cli = True
+    logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 

@@ -1,8 +1,8 @@
 """Evaluation metrics as pure functions over plain values.
 
 Per-question functions take document ids in rank order, gold ids, answer text and gold
-strings, and return a number. Set-level functions return a `Score` (the overall value
-and the per-item values it came from) or, for abstention, counts with their rates.
+strings, and return a number; `mean` averages them over a set. Abstention and latency are
+set-level: counts with their rates, and percentiles.
 
 Retrieval relevance is per document: a ranked passage counts when its document is a
 gold document not already counted higher up, so several passages of one gold
@@ -22,16 +22,10 @@ import numpy as np
 from rag.text import tokens
 
 
-@dataclass(frozen=True)
-class Score:
-    value: float | None  # mean of the defined per-item values; None when none is defined
-    per_item: tuple[float | None, ...]
-
-    @classmethod
-    def mean(cls, values: Iterable[float | None]) -> Score:
-        per_item = tuple(values)
-        defined = [v for v in per_item if v is not None]
-        return cls(sum(defined) / len(defined) if defined else None, per_item)
+def mean(values: Iterable[float | None]) -> float | None:
+    """Mean of the defined values (None: the metric does not apply); None when none is defined."""
+    defined = [v for v in values if v is not None]
+    return sum(defined) / len(defined) if defined else None
 
 
 # ---------------------------------------------------------------- retrieval
@@ -66,18 +60,6 @@ def ndcg_at(ranked: Sequence[str], gold: Collection[str], k: int = 10) -> float:
     dcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(gains(ranked[:k], gold), start=1))
     ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(len(set(gold)), k) + 1))
     return dcg / ideal
-
-
-def recall_at_k(rankings: Sequence[Sequence[str]], golds: Sequence[Collection[str]], k: int) -> Score:
-    return Score.mean(recall_at(r, g, k) for r, g in zip(rankings, golds, strict=True))
-
-
-def mrr_at_k(rankings: Sequence[Sequence[str]], golds: Sequence[Collection[str]], k: int = 10) -> Score:
-    return Score.mean(reciprocal_rank(r, g, k) for r, g in zip(rankings, golds, strict=True))
-
-
-def ndcg_at_k(rankings: Sequence[Sequence[str]], golds: Sequence[Collection[str]], k: int = 10) -> Score:
-    return Score.mean(ndcg_at(r, g, k) for r, g in zip(rankings, golds, strict=True))
 
 
 # ---------------------------------------------------------------- answers
@@ -129,14 +111,6 @@ def token_f1(text: str, answers: Sequence[str]) -> float:
     return best
 
 
-def containment_score(texts: Sequence[str], answers: Sequence[Sequence[str]]) -> Score:
-    return Score.mean(containment(t, a) for t, a in zip(texts, answers, strict=True))
-
-
-def token_f1_score(texts: Sequence[str], answers: Sequence[Sequence[str]]) -> Score:
-    return Score.mean(token_f1(t, a) for t, a in zip(texts, answers, strict=True))
-
-
 # ---------------------------------------------------------------- citations
 def citation_precision(cited: Sequence[str], gold: Collection[str]) -> float | None:
     """Share of citations that point into a gold document; None when nothing is cited."""
@@ -159,7 +133,6 @@ class AbstentionScores:
     fp: int  # wrong abstentions (on answerable questions)
     fn: int  # answered an unanswerable question
     tn: int
-    per_item: tuple[float, ...]  # 1.0 when the decision (answer or abstain) was right
 
     @property
     def precision(self) -> float | None:
@@ -182,7 +155,6 @@ class AbstentionScores:
 
 def abstention(abstained: Sequence[bool], answerable: Sequence[bool]) -> AbstentionScores:
     tp = fp = fn = tn = 0
-    per_item = []
     for a, ok in zip(abstained, answerable, strict=True):
         if a and not ok:
             tp += 1
@@ -192,14 +164,19 @@ def abstention(abstained: Sequence[bool], answerable: Sequence[bool]) -> Abstent
             fn += 1
         else:
             tn += 1
-        per_item.append(float(a != ok))
-    return AbstentionScores(tp, fp, fn, tn, tuple(per_item))
+    return AbstentionScores(tp, fp, fn, tn)
 
 
 @dataclass(frozen=True)
 class Calibration:
     threshold: float  # abstain when evidence < threshold
     scores: AbstentionScores
+
+    def to_dict(self) -> dict:
+        """The threshold and its abstention scores, as calibration.json files keep them."""
+        s = self.scores
+        return {"threshold": self.threshold, "f1": s.f1, "precision": s.precision, "recall": s.recall,
+                "wrong_abstention_rate": s.wrong_rate}
 
 
 def best_threshold(evidence: Sequence[float], answerable: Sequence[bool], max_wrong: float = 1.0) -> Calibration:

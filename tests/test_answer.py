@@ -114,7 +114,7 @@ def test_select_skips_a_runner_up_that_repeats_a_chosen_sentence_in_other_words(
         "On Saturday Putin and Trump held a long phone call about the war in the region.\n"
         "The call lasted fifty minutes.", "utf-8")
     engine = Engine(tiny_project, HashEmbedder(256))
-    engine.build(progress=False)
+    engine.build()
     idx = engine.index
     hit = next(h for h in engine.ask("Putin Trump phone call Saturday").hits if idx.documents[h.passage.doc_id].source.endswith("twice.txt"))
     first, again, other = list(idx.passage_sentences(hit.index))

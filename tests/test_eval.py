@@ -8,11 +8,15 @@ $RAG_SHARED_DATA) is absent.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
+import random
+import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.cli import main
@@ -33,6 +37,7 @@ from rag.evaluation import (
     store_calibration,
     write_report,
 )
+from rag.evaluation.sampling import sample
 from rag.index import Index
 from rag.metrics import contains
 
@@ -233,6 +238,32 @@ def test_load_squad_deduplicates_shared_parsinlu_contexts():
     assert len(items) == 600 and len(docs) == 593
 
 
+def test_load_squad_sample_of_paragraphs_with_their_questions(tmp_path):
+    path = squad_file(tmp_path / "mini.json")
+    all_docs, all_items = load_squad(path)
+    docs, items = load_squad(path, limit=2, seed=1)
+    paragraph = lambda item: item.origin.split(".qas")[0]  # noqa: E731
+    chosen = {paragraph(i) for i in items}
+    assert len(chosen) == 2
+    assert items == [i for i in all_items if paragraph(i) in chosen]  # all their questions, in file order
+    assert {d for i in items for d in i.doc_ids} <= {d.id for d in docs} <= {d.id for d in all_docs}
+    assert load_squad(path, limit=2, seed=1) == (docs, items)
+    assert load_squad(path, limit=5) == load_squad(path) == (all_docs, all_items)
+
+
+def test_sample_keeps_its_first_draw_and_replaces_rejected_values():
+    values = list(range(100))
+    # the first draw is pinned: cached evaluation indexes are keyed by what it picks
+    first = sample(values, 7, 3)
+    assert first == sorted(random.Random(3).sample(range(100), 7))
+    odd = sample(values, 7, 3, keep=lambda v: v if v % 2 else None)
+    assert len(odd) == 7 and all(v % 2 for v in odd) and odd == sorted(odd)
+    assert {v for v in first if v % 2} <= set(odd)
+    assert sample(values, 60, 0, keep=lambda v: v if v < 10 else None) == list(range(10))  # runs out
+    assert sample(values, None, 0) == values == sample(values, 100, 5)
+    assert sample(values, None, 0, keep=lambda v: -v if v < 3 else None) == [0, -1, -2]
+
+
 # ================================================================ distractors
 def test_distractors_from_a_corpus_folder(tmp_path):
     folder = tmp_path / "extra"
@@ -290,12 +321,85 @@ def test_bad_distractor_files_are_errors(tmp_path):
         load_distractors(tmp_path / "missing")
 
 
+def test_distractor_leads_are_first_passages_without_the_title(tmp_path):
+    folder = tmp_path / "news"
+    folder.mkdir()
+    body = [f"Paragraph {i} of the long story, with enough words to fill a passage." for i in range(40)]
+    articles = [{"title": "Long story", "abstract": "A summary.", "paragraphs": body},
+                {"title": "Short story", "paragraphs": ["Only a line."]}]
+    (folder / "news.json").write_text(json.dumps(articles), "utf-8")
+    whole = load_distractors(folder)
+    assert whole[0].text.startswith("Long story\n\nA summary.\n\nParagraph 0") and len(whole[0].text) > 2000
+    lead, short = load_distractors(folder, lead=True)
+    assert (lead.title, lead.source) == ("Long story", whole[0].source)
+    assert lead.text.startswith("A summary.\n\nParagraph 0") and len(lead.text) <= 800
+    assert whole[0].text.removeprefix("Long story\n\n").startswith(lead.text)
+    assert (short.title, short.text) == ("Short story", "Only a line.")
+    assert load_distractors(folder, lead=True, min_chars=100) == [lead]
+
+
+def test_distractor_sample_replaces_articles_it_cannot_use(tmp_path):
+    folder = tmp_path / "news"
+    folder.mkdir()
+    articles = [{"title": f"t{i}", "content": f"Story {i}. " * (30 if i % 2 else 1)} for i in range(20)]
+    articles += [{"content": "…"}, articles[1]]  # no text; a duplicate
+    (folder / "news.json").write_text(json.dumps(articles), "utf-8")
+    for seed in range(5):
+        docs = load_distractors(folder, limit=5, seed=seed, min_chars=100)
+        assert len(docs) == 5 and len({d.id for d in docs}) == 5 and all(len(d.text) >= 100 for d in docs)
+    assert len(load_distractors(folder, limit=15, min_chars=100)) == 10  # all there are
+    assert len(load_distractors(folder, limit=21)) == 20
+
+
 def test_distractors_from_the_shared_news_corpora():
     fars = load_distractors(shared_data("corpora", "fars_news", "fars-news-1.json"), limit=20)
     assert len(fars) == 20 and all(d.source.startswith("fars-news-1.json#") for d in fars)
     assert all(d.title and d.text.startswith(d.title) for d in fars)
     saudi = load_distractors(shared_data("corpora", "saudinewsnet", "2015-07-21.zip"), limit=10, seed=1)
     assert len(saudi) == 10 and {d.lang for d in saudi} == {"ar"}
+    leads = load_distractors(shared_data("corpora", "saudinewsnet", "2015-07-21.zip"), limit=10, lead=True, min_chars=201)
+    assert len(leads) == 10 and all(201 <= len(d.text) <= 800 for d in leads)
+
+
+# ================================================================ the retrieval benchmark (eval/bench_retrieval.py)
+@pytest.fixture(scope="module")
+def bench():
+    """eval/bench_retrieval.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "eval" / "bench_retrieval.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # for its dataclasses
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_bench_pool_comes_from_the_evaluation_loaders(bench):
+    data = shared_data()
+    docs, qs = bench.load_sets(data, max_contexts=3)
+    assert len(docs) == 4 * 3 and {q.set for q in qs} == set(bench.SETS)
+    assert {q.doc_id for q in qs if not q.impossible} <= {d.id for d in docs}
+    news = bench.news_distractors(data, 4)
+    assert [d.source.split("/")[0] for d in news] == ["fars_news"] * 4 + ["saudinewsnet"] * 4
+    assert all(201 <= len(d.text) <= 800 for d in news)
+
+
+def test_logistic_regression_reaches_the_regularised_optimum():
+    from rag.fitting import logistic_regression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4)) * [0.1, 1.0, 3.0, 0.5]
+    y = (rng.random(400) < 1 / (1 + np.exp(-(X @ [1.0, -2.0, 0.5, 3.0] + 1.5)))).astype(float)
+    for C in (0.05, 1.0):
+        w, b = logistic_regression(X, y, C=C)
+        p = 1 / (1 + np.exp(-X @ w))
+        assert b == 0.0 and np.abs(C * X.T @ (p - y) + w).max() < 1e-8  # the gradient of ½‖w‖² + C·Σ log-loss
+        assert np.abs(w).max() > 0.1
+        w, b = logistic_regression(X, y, C=C, intercept=True)
+        p = 1 / (1 + np.exp(-(X @ w + b)))
+        assert np.abs(C * X.T @ (p - y) + w).max() < 1e-8 and abs((p - y).sum()) < 1e-8  # the intercept is not shrunk
+        assert b > 0.5
 
 
 # ================================================================ runner
@@ -368,10 +472,27 @@ def test_report_files(tiny_engine, tmp_path):
     assert len([line for line in table.splitlines() if line.startswith(MODES)]) == 12
 
 
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """matplotlib cannot be imported, as without the `eval` extra."""
+    for name in ["matplotlib", *(m for m in list(sys.modules) if m.startswith("matplotlib."))]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_report_without_matplotlib_has_no_plots_and_says_why(tiny_engine, tmp_path, no_matplotlib):
+    run = evaluate(tiny_engine, tiny_items(tiny_engine.settings), progress=False)
+    files = write_report(run, tmp_path / "out", tiny_engine.index)
+    assert sorted(f.name for f in files) == ["report.md", "results.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "results.json"]
+    report = (tmp_path / "out" / "report.md").read_text("utf-8")
+    assert "Plots were skipped: matplotlib is not installed (pip install 'rag[eval]')." in report
+    assert ".png" not in report
+
+
 def test_calibration_is_stored_with_the_index_and_then_in_force(tiny_project):
     settings = dataclasses.replace(tiny_project, abstain_threshold=None)  # Settings.replace ignores None
     engine = Engine(settings, HashEmbedder(256))
-    engine.build(progress=False)
+    engine.build()
     items = tiny_items(settings)
     before = evaluate(engine, items, progress=False)
     assert before.threshold is None and before.metrics["hybrid"]["all"].abstention_recall == 0.0
@@ -401,6 +522,22 @@ def test_cli_eval_gold_compare(tiny_engine, cli_env, capsys, tmp_path):
         assert any(line.startswith(f"{mode}  ") or line.startswith(f"{mode} ") for line in stdout.splitlines())
     assert "R@5" in stdout and "report:" in stdout
     assert {p.name for p in out.iterdir()} == {"results.json", "report.md", "recall_at_k.png", "evidence.png"}
+
+
+def test_cli_eval_without_matplotlib_warns_first_and_writes_the_report(tiny_engine, cli_env, capsys, tmp_path,
+                                                                        no_matplotlib):
+    root = tiny_engine.settings.project_root
+    cli_env(root)
+    write_gold(root / "gold.jsonl")
+    out = tmp_path / "report"
+    assert main(["eval", "--gold", "gold.jsonl", "--model", "hash-256", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    warning = "warning: matplotlib is not installed: the report will have no plots; pip install 'rag[eval]'"
+    assert captured.err.splitlines()[0] == warning  # before the run, not after it
+    assert captured.err.count("matplotlib") == 1
+    assert "R@5" in captured.out and "report:" in captured.out
+    assert {p.name for p in out.iterdir()} == {"results.json", "report.md"}
+    assert "Plots were skipped: matplotlib is not installed" in (out / "report.md").read_text("utf-8")
 
 
 def test_cli_eval_default_report_folder_and_json(tiny_engine, cli_env, capsys):

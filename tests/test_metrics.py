@@ -7,35 +7,29 @@ import math
 import pytest
 
 from rag.metrics import (
-    Score,
     abstention,
     best_threshold,
     citation_precision,
     citation_recall,
     containment,
-    containment_score,
     contains,
     gains,
     latency,
-    mrr_at_k,
+    mean,
     ndcg_at,
-    ndcg_at_k,
     percentile,
     recall_at,
-    recall_at_k,
     reciprocal_rank,
     token_f1,
-    token_f1_score,
 )
 
 
-# ---------------------------------------------------------------- Score
-def test_score_mean_skips_undefined_items_but_keeps_them_listed():
-    s = Score.mean([1.0, None, 0.0])
-    assert s.value == 0.5
-    assert s.per_item == (1.0, None, 0.0)
-    assert Score.mean([]) == Score(None, ())
-    assert Score.mean([None]).value is None
+# ---------------------------------------------------------------- mean
+def test_mean_skips_undefined_values():
+    assert mean([1.0, None, 0.0]) == 0.5
+    assert mean(x for x in (1.0, 0.0, 0.0)) == pytest.approx(1 / 3)  # any iterable
+    assert mean([]) is None
+    assert mean([None]) is None
 
 
 # ---------------------------------------------------------------- retrieval
@@ -80,20 +74,6 @@ def test_nothing_retrieved_scores_zero():
 def test_ndcg_ideal_is_capped_at_k():
     # three gold documents but k=2: finding two of them at ranks 1-2 is ideal
     assert ndcg_at(["a", "b", "c"], {"a", "b", "c"}, k=2) == pytest.approx(1.0)
-
-
-def test_set_level_retrieval_scores_are_means_with_per_item_values():
-    rankings = [["g", "x"], ["x", "g"], ["x", "y"]]
-    golds = [{"g"}, {"g"}, {"g"}]
-    r1 = recall_at_k(rankings, golds, 1)
-    assert r1.per_item == (1.0, 0.0, 0.0)
-    assert r1.value == pytest.approx(1 / 3)
-    assert recall_at_k(rankings, golds, 2).value == pytest.approx(2 / 3)
-    mrr = mrr_at_k(rankings, golds)
-    assert mrr.per_item == (1.0, 0.5, 0.0)
-    assert mrr.value == pytest.approx(0.5)
-    nd = ndcg_at_k(rankings, golds)
-    assert nd.per_item == pytest.approx((1.0, 1 / math.log2(3), 0.0))
 
 
 # ---------------------------------------------------------------- answers
@@ -147,13 +127,6 @@ def test_token_f1_counts_repeated_tokens_once_per_occurrence():
     assert token_f1("a a b", ["a b b"]) == pytest.approx(2 / 3)
 
 
-def test_set_level_answer_scores():
-    s = containment_score(["ژنو", "تهران"], [["ژنو"], ["مسقط"]])
-    assert s.value == 0.5 and s.per_item == (1.0, 0.0)
-    f = token_f1_score(["a b", "c"], [["a b"], ["d"]])
-    assert f.per_item == (1.0, 0.0)
-
-
 # ---------------------------------------------------------------- citations
 def test_citation_precision_and_recall():
     assert citation_precision(["a", "b", "a"], {"a"}) == pytest.approx(2 / 3)
@@ -175,7 +148,6 @@ def test_abstention_counts_and_rates():
     assert s.recall == pytest.approx(2 / 3)
     assert s.f1 == pytest.approx(2 / 3)
     assert s.wrong_rate == 0.5
-    assert s.per_item == (1.0, 0.0, 0.0, 1.0, 1.0)
 
 
 def test_abstention_undefined_rates_are_none():
@@ -195,6 +167,8 @@ def test_best_threshold_maximises_f1():
     assert cal.threshold == pytest.approx(0.75)
     assert cal.scores.f1 == pytest.approx(6 / 7)
     assert (cal.scores.tp, cal.scores.fp, cal.scores.fn) == (3, 1, 0)
+    assert cal.to_dict() == {"threshold": cal.threshold, "f1": cal.scores.f1, "precision": 0.75, "recall": 1.0,
+                             "wrong_abstention_rate": 0.5}
 
 
 def test_best_threshold_tie_prefers_fewer_wrong_abstentions():

@@ -51,7 +51,7 @@ def test_odd_corpus_files_are_indexed_or_reported(tmp_path):
     assert len(passages) > 100 and all(len(p.text) <= 800 for p in passages)
     # indexing the lot works and the odd names are citable
     engine = Engine(__import__("rag.config", fromlist=["Settings"]).Settings(project_root=tmp_path, model="hash-256"), HashEmbedder(256))
-    engine.build(progress=False)
+    engine.build()
     assert engine.ask("نام این فایل فاصله و حروف فارسی", mode="lexical").citations[0].source == "corpus/خبر با فاصله.txt"
     assert engine.ask("iPhone Apple September", mode="lexical").citations[0].source == "corpus/mixed.txt"
 
@@ -96,7 +96,7 @@ def test_reindexing_while_others_ask_switches_atomically(tiny_engine):
     for t in threads:
         t.start()
     try:
-        tiny_engine.build(progress=False)
+        tiny_engine.build()
     finally:
         stop.set()
         for t in threads:

@@ -1,0 +1,32 @@
+"""The one model fitter the project uses: L2-regularised logistic regression by Newton's method.
+
+Used by the benchmark scripts (the sentence scorer's pairwise weights) and by
+rag.answerability (the answerability model); numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def logistic_regression(X: np.ndarray, y: np.ndarray, C: float = 1.0, intercept: bool = False,
+                        max_iter: int = 100) -> tuple[np.ndarray, float]:
+    """(weights, intercept) minimising ½‖w‖² + C·Σ log-loss — sklearn's LogisticRegression(C=C,
+    fit_intercept=intercept), the intercept not shrunk. The objective is strictly convex, so
+    Newton's method finds its unique minimum."""
+    X = np.asarray(X, np.float64)
+    if intercept:
+        X = np.hstack([X, np.ones((len(X), 1))])
+    shrink = np.ones(X.shape[1])
+    if intercept:
+        shrink[-1] = 0.0
+    w = np.zeros(X.shape[1])
+    for _ in range(max_iter):
+        p = 0.5 * (1 + np.tanh(0.5 * (X @ w)))  # the sigmoid, without overflow
+        grad = C * (X.T @ (p - y)) + shrink * w
+        hess = C * (X.T * (p * (1 - p))) @ X + np.diag(shrink) + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return (w[:-1], float(w[-1])) if intercept else (w, 0.0)
