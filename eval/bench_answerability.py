@@ -230,7 +230,7 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.time()
     docs, _ = br.load_sets(args.data)
-    distractors = br.load_distractors(args.data, args.distractors)
+    distractors = br.news_distractors(args.data, args.distractors)
     settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
     embedder = load_embedder(settings)
     build_index(settings, embedder, documents=docs + distractors)

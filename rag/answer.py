@@ -274,7 +274,8 @@ def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple
     With the answerability model (the default where one is calibrated for the model) the
     evidence is its log-odds that the corpus answers the question and the threshold is
     the one of the language pair (question > best sentence's document); an explicit
-    `abstain_threshold` setting overrides every pair. Otherwise the evidence is the best
+    `abstain_threshold` setting, or one calibrated on this index by `rag eval --calibrate`,
+    overrides every pair. Otherwise the evidence is the best
     sentence score against one threshold."""
     if not scored:
         return float("-inf"), index.abstain_threshold(settings), ""
@@ -283,5 +284,6 @@ def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple
     if model is None:
         return scored[0][0], index.abstain_threshold(settings), pair
     d = model.decide(question_features(index, hits, scored, q_vec, question, lang), pair)
-    threshold = settings.abstain_threshold if settings.abstain_threshold is not None else d.threshold
-    return d.score, threshold, pair
+    for threshold in (settings.abstain_threshold, index.calibration.get("answerability_threshold"), d.threshold):
+        if threshold is not None:  # the setting, else `rag eval --calibrate` on this index, else the pair's
+            return d.score, threshold, pair

@@ -632,3 +632,21 @@ def test_seed_gold_gate(seed_engine):
                for r in run.records if r.item.answerable and (r.scores.recall_at_5 < 1 or not r.scores.containment)]
     assert m.recall_at_5 >= 0.9, f"hybrid Recall@5 {m.recall_at_5:.3f} < 0.9; " + "; ".join(failing)
     assert m.containment >= 0.7, f"answer containment {m.containment:.3f} < 0.7; " + "; ".join(failing)
+
+
+def test_report_has_first_sentence_and_length_and_no_abstention_scores_without_unanswerable(tiny_engine):
+    items = [i for i in tiny_items(tiny_engine.settings) if i.answerable]
+    run = evaluate(tiny_engine, items, ("hybrid",), progress=False, fallback=True)
+    assert run.modes == ("hybrid", "hybrid/fallback")
+    m = run.metrics["hybrid"]["all"]
+    assert m.abstention_f1 is None and m.abstention_precision is None and m.abstention_recall is None
+    assert m.wrong_abstention_rate is not None
+    answered = [r for r in run.records_for("hybrid") if not r.answer.abstained]
+    assert m.answer_chars == pytest.approx(sum(len(s) for r in answered for s in r.answer.sentences) / len(answered))
+    assert 0 <= m.first_containment <= m.containment
+    table = format_table(run)
+    header = table.splitlines()[0].split()
+    assert {"first", "chars"} <= set(header)
+    row = next(line.split() for line in table.splitlines() if line.startswith("hybrid "))
+    assert row[header.index("absF1")] == "—" and row[header.index("absP")] == "—"
+    assert "hybrid/fallback" in table and "RAG_ANSWERABILITY=off" in table

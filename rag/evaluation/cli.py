@@ -36,6 +36,8 @@ def add_eval_parser(sub) -> None:
     modes.add_argument("--compare", action="store_true", help=f"run every mode ({', '.join(MODES)}) on the same questions")
     modes.add_argument("--mode", choices=MODES, help="the one mode to run (default: the configured mode, hybrid)")
     sp.add_argument("--limit", type=int, metavar="N", help="only the first N questions (the corpus stays whole)")
+    sp.add_argument("--fallback", action="store_true",
+                    help="also run every mode with the answerability model off (RAG_ANSWERABILITY=off), side by side")
     sp.add_argument("--calibrate", action="store_true",
                     help="choose the abstention threshold with the best abstention F1 on this set and store it with the index")
     sp.add_argument("--corpus", type=Path, help="corpus folder (with --gold --distractors; default corpus/)")
@@ -105,7 +107,8 @@ def cmd_eval(args) -> int:
     if args.calibrate:
         mode = engine.settings.mode
         cal = calibrate(evaluate(engine, items, (mode,), progress))
-        stored = store_calibration(engine.index, cal, Path(info["path"]).name, mode)
+        key = "answerability_threshold" if engine.index.answerability and engine.settings.answerability == "on" else "threshold"
+        stored = store_calibration(engine.index, cal, Path(info["path"]).name, mode, key)
         info["calibration"] = stored
         print(f"calibrated abstention threshold {cal.threshold:.4f} ({mode}): abstention F1 {cal.scores.f1:.3f}, "
               f"precision {fmt_value(cal.scores.precision, 'f')}, recall {fmt_value(cal.scores.recall, 'f')}, "
@@ -115,7 +118,7 @@ def cmd_eval(args) -> int:
             print(f"warning: abstain_threshold is set explicitly ({engine.settings.abstain_threshold}); "
                   "it overrides the calibrated value in this run", file=sys.stderr)
 
-    run = evaluate(engine, items, modes, progress)
+    run = evaluate(engine, items, modes, progress, fallback=args.fallback)
     out = args.out or _report_dir(engine.settings)
     write_report(run, out, engine.index, info)
     if args.json:

@@ -15,24 +15,26 @@ from rag.index import Index
 
 COLUMNS = [  # (header, Metrics field, kind)
     ("R@1", "recall_at_1", "f"), ("R@5", "recall_at_5", "f"), ("R@10", "recall_at_10", "f"),
-    ("MRR", "mrr_at_10", "f"), ("nDCG", "ndcg_at_10", "f"), ("cont", "containment", "f"), ("F1", "f1", "f"),
+    ("MRR", "mrr_at_10", "f"), ("nDCG", "ndcg_at_10", "f"), ("cont", "containment", "f"),
+    ("first", "first_containment", "f"), ("chars", "answer_chars", "int"), ("F1", "f1", "f"),
     ("citP", "citation_precision", "f"), ("citR", "citation_recall", "f"),
     ("absP", "abstention_precision", "f"), ("absR", "abstention_recall", "f"), ("absF1", "abstention_f1", "f"),
     ("wrongAbs", "wrong_abstention_rate", "f"), ("p50ms", "latency_p50_ms", "ms"), ("p95ms", "latency_p95_ms", "ms"),
 ]
 LONG_NAMES = {
     "R@1": "Recall@1", "R@5": "Recall@5", "R@10": "Recall@10", "MRR": "MRR@10", "nDCG": "nDCG@10",
-    "cont": "containment", "F1": "token F1", "citP": "citation P", "citR": "citation R",
+    "cont": "containment", "first": "first sentence", "chars": "answer chars", "F1": "token F1", "citP": "citation P", "citR": "citation R",
     "absP": "abstention P", "absR": "abstention R", "absF1": "abstention F1", "wrongAbs": "wrong abstentions",
     "p50ms": "median ms", "p95ms": "p95 ms",
 }
 WORST = 10  # failures of each kind listed in report.md
+FALLBACK_NOTE = "a mode marked /fallback runs with the answerability model off (RAG_ANSWERABILITY=off)"
 
 
 def fmt_value(v, kind: str) -> str:
     if v is None:
         return "—"
-    return f"{v:.0f}" if kind == "ms" else f"{v:.3f}"
+    return f"{v:.0f}" if kind in ("ms", "int") else f"{v:.3f}"
 
 
 def _rows(run: EvalRun) -> list[list[str]]:
@@ -57,8 +59,8 @@ def format_table(run: EvalRun) -> str:
         if n > 1 and r[1] == "all":
             lines.append("")
         lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    thr = "none (never abstains on evidence)" if run.threshold is None else f"{run.threshold:.4f}"
-    lines.append(f"\nabstention threshold: {thr}; retrieval and answer metrics over answerable questions only")
+    lines.append(f"\nabstains when: {run.rule}; retrieval and answer metrics over answerable questions only "
+                 f"(chars: mean length of the answers given); {FALLBACK_NOTE}")
     return "\n".join(lines)
 
 
@@ -130,19 +132,21 @@ def report_markdown(run: EvalRun, index: Index | None = None, info: dict | None 
     there are none: `plots_skipped`)."""
     info = info or {}
     m = run.manifest
-    thr = "none (never abstains on evidence)" if run.threshold is None else f"{run.threshold:.4f}"
     lines = [
         "# Evaluation report", "",
         f"- gold: `{info.get('path', '?')}` ({info.get('kind', '?')}); {info.get('evaluated', len(run.records_for(run.primary)))} questions evaluated",
         f"- index: `{run.settings.relative(run.settings.index_dir)}` — model `{m.get('model', {}).get('id')}`, "
         f"{m.get('corpus', {}).get('documents')} documents, {m.get('corpus', {}).get('passages')} passages",
-        f"- modes: {', '.join(run.modes)}; abstention threshold: {thr}",
+        f"- modes: {', '.join(run.modes)}; abstains when: {run.rule}",
+        f"- {FALLBACK_NOTE}",
     ]
     if info.get("distractors"):
         lines.append(f"- distractors: `{info['distractors']}` ({info.get('n_distractors')} documents)")
     if info.get("calibration"):
         c = info["calibration"]
-        lines.append(f"- calibrated now on this set ({c['mode']}): threshold {c['threshold']:.4f}, abstention F1 {c['f1']:.3f}")
+        key = "threshold" if "threshold" in c else "answerability_threshold"
+        lines.append(f"- calibrated now on this set ({c['mode']}): {key.replace('_', ' ')} {c[key]:.4f}, "
+                     f"abstention F1 {c['f1']:.3f}")
     lines += ["", "Retrieval, answer and citation metrics are over answerable questions; abstention over all.", ""]
     header = ["mode", "lang", "n", "ans/un"] + [LONG_NAMES[c[0]] for c in COLUMNS]
     lines += ["## Metrics", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -39,6 +39,8 @@ class QuestionScores:
     mrr_at_10: float | None = None
     ndcg_at_10: float | None = None
     containment: float | None = None
+    first_containment: float | None = None  # the gold answer in the first cited sentence
+    answer_chars: float | None = None  # length of the cited sentences (None when it abstained)
     f1: float | None = None
     citation_precision: float | None = None  # also None when nothing is cited
     citation_recall: float | None = None
@@ -55,8 +57,10 @@ def score_question(item: GoldItem, answer: Answer) -> QuestionScores:
     return QuestionScores(
         recall_at(ranked, gold, 1), recall_at(ranked, gold, 5), recall_at(ranked, gold, 10),
         reciprocal_rank(ranked, gold, 10), ndcg_at(ranked, gold, 10),
-        containment(text, item.answers), token_f1(text, item.answers),
-        citation_precision(cited, gold), citation_recall(cited, gold),
+        containment(text, item.answers),
+        containment(answer.sentences[0], item.answers) if answer.sentences else 0.0,
+        None if answer.abstained else float(sum(len(s) for s in answer.sentences)),
+        token_f1(text, item.answers), citation_precision(cited, gold), citation_recall(cited, gold),
     )
 
 
@@ -82,6 +86,8 @@ class Metrics:
     mrr_at_10: float | None
     ndcg_at_10: float | None
     containment: float | None
+    first_containment: float | None
+    answer_chars: float | None
     f1: float | None
     citation_precision: float | None
     citation_recall: float | None
@@ -102,8 +108,11 @@ def summarize(records: list[Record]) -> Metrics:
              for f in dataclasses.fields(QuestionScores)}
     ab = abstention([r.answer.abstained for r in records], [r.item.answerable for r in records])
     p50, p95 = latency([r.latency_ms for r in records])
+    some_unanswerable = len(answerable) < len(records)  # else precision, recall and F1 do not apply
     return Metrics(len(records), len(answerable), len(records) - len(answerable), **means,
-                   abstention_precision=ab.precision, abstention_recall=ab.recall, abstention_f1=ab.f1,
+                   abstention_precision=ab.precision if some_unanswerable else None,
+                   abstention_recall=ab.recall if some_unanswerable else None,
+                   abstention_f1=ab.f1 if some_unanswerable else None,
                    wrong_abstention_rate=ab.wrong_rate, latency_p50_ms=p50, latency_p95_ms=p95)
 
 
@@ -115,6 +124,7 @@ class EvalRun:
     threshold: float | None  # the abstention threshold in force
     settings: Settings
     manifest: dict
+    rule: str = ""  # how answers decide to abstain (abstention_rule)
 
     @property
     def primary(self) -> str:
@@ -125,8 +135,14 @@ class EvalRun:
         return [r for r in self.records if r.mode == mode]
 
 
-def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = True) -> EvalRun:
-    """Ask every question in every mode; per-question records and metrics per mode and language."""
+FALLBACK = "/fallback"  # a mode label's suffix: answerability off (the scorer's threshold decides)
+
+
+def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = True, fallback: bool = False) -> EvalRun:
+    """Ask every question in every mode; per-question records and metrics per mode and language.
+
+    With fallback, every mode is also run with the answerability model off, as the mode
+    "<mode>/fallback", so that the two are compared on the same questions."""
     modes = tuple(modes)
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
@@ -139,6 +155,10 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
     engine.warm_up()
     from tqdm import tqdm
 
+    if fallback:
+        modes = tuple(x for m in modes for x in (m, m + FALLBACK))
+    off = engine.settings.replace(answerability="off")
+
     records: list[Record] = []
     with tqdm(total=len(items) * len(modes), desc="eval", unit="q", disable=not progress, file=sys.stderr) as bar:
         for mode in modes:
@@ -146,7 +166,8 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
             for item in items:
                 t0 = time.perf_counter()
                 try:
-                    ans = engine.ask(item.question, mode=mode, k=K)
+                    ans = engine.ask(item.question, mode=mode.removesuffix(FALLBACK), k=K,
+                                     settings=off if mode.endswith(FALLBACK) else None)
                 except QuestionError as e:
                     raise GoldError(f"{item.origin}: {e}") from None
                 ms = (time.perf_counter() - t0) * 1000
@@ -158,8 +179,20 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
         langs = sorted({r.item.lang for r in recs}, key=lambda x: (LANGS + (x,)).index(x))
         metrics[mode] = {"all": summarize(recs)} | {lang: summarize([r for r in recs if r.item.lang == lang]) for lang in langs}
     s = engine.settings
-    threshold = index.abstain_threshold(s)
-    return EvalRun(modes, tuple(records), metrics, threshold, s, index.manifest)
+    return EvalRun(modes, tuple(records), metrics, index.abstain_threshold(s), s, index.manifest,
+                   abstention_rule(index, s))
+
+
+def abstention_rule(index: Index, settings: Settings) -> str:
+    """How the answers of a run decide to abstain, in words, for the report."""
+    model = index.answerability if settings.answerability == "on" else None
+    if model is None:
+        t = index.abstain_threshold(settings)
+        return "never (no threshold)" if t is None else f"best sentence score below {t:.4f}"
+    if settings.abstain_threshold is not None:
+        return f"answerability log-odds below {settings.abstain_threshold:.4f} (set explicitly)"
+    pairs = ", ".join(f"{p} {t:.2f}" for p, t in sorted(model.thresholds.items()))
+    return f"answerability log-odds below the threshold of the language pair ({pairs})"
 
 
 def calibrate(run: EvalRun) -> Calibration:
@@ -168,10 +201,14 @@ def calibrate(run: EvalRun) -> Calibration:
     return best_threshold([r.answer.evidence for r in recs], [r.item.answerable for r in recs])
 
 
-def store_calibration(index: Index, cal: Calibration, source: str, mode: str) -> dict:
-    """Save the threshold with the index (for its model) and return what was stored."""
+def store_calibration(index: Index, cal: Calibration, source: str, mode: str, key: str = "threshold") -> dict:
+    """Save the threshold with the index (for its model) and return what was stored. `key`:
+    "threshold" (the sentence score's) or "answerability_threshold" (overrides every
+    language pair's threshold of the answerability model)."""
     s = cal.scores
-    values = cal.to_dict() | {"n_answerable": s.fp + s.tn, "n_unanswerable": s.tp + s.fn, "mode": mode,
+    values = cal.to_dict()
+    values[key] = values.pop("threshold")
+    values |= {"n_answerable": s.fp + s.tn, "n_unanswerable": s.tp + s.fn, "mode": mode,
                               "source": source, "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     index.save_calibration(values)
     return values
