@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -26,12 +28,26 @@ TINY = {
 
 
 def run_workers(worker, n: int, timeout: float) -> None:
-    """Run worker(0) … worker(n-1) in n threads at once and wait for all of them."""
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    """Run worker(0) … worker(n-1) in n threads at once and wait for all of them. The test
+    fails when a worker raises (with its traceback) or is still running `timeout` seconds
+    after the start (its thread is a daemon, so it cannot keep the test run alive)."""
+    failures: list[str] = []
+
+    def guarded(i: int) -> None:
+        try:
+            worker(i)
+        except BaseException:  # noqa: BLE001 - every failure of a worker fails the test below
+            failures.append(f"worker {i} of {n} raised:\n{traceback.format_exc()}")
+
+    threads = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in range(n)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + timeout
     for t in threads:
-        t.join(timeout=timeout)
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    failures += [f"worker {i} of {n} still running after {timeout} s" for i, t in enumerate(threads) if t.is_alive()]
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
 
 
 def write_tiny_corpus(root: Path) -> Path:

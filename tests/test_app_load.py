@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 
 import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests import test_browser as tb
+from tests.conftest import run_workers
 from tests.test_app import APP, app_env, ask  # noqa: F401 - app_env is a fixture
 
 CASES = [("Geneva snow airport closed", "corpus/en_weather.md", "three hours"),
@@ -69,21 +71,23 @@ def test_eight_concurrent_browser_sessions(tiny_engine, tmp_path):
         stop = threading.Event()
 
         def sample() -> None:
-            while not stop.is_set():
-                rss.append(server.memory_info().rss)
-                time.sleep(0.2)
+            try:
+                while not stop.is_set():
+                    rss.append(server.memory_info().rss)
+                    time.sleep(0.2)
+            except Exception:  # noqa: BLE001 - reported below
+                errors.append(f"memory sampler:\n{traceback.format_exc()}")
 
-        sampler = threading.Thread(target=sample)
+        sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        threads = [threading.Thread(target=session, args=(n, url)) for n in range(8)]
         start = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=400)
-        stop.set()
-        sampler.join()
+        try:
+            run_workers(lambda n: session(n, url), 8, timeout=400)
+        finally:
+            stop.set()
+            sampler.join(timeout=10)
     assert not errors, errors
+    assert not sampler.is_alive(), "the memory sampler did not stop"
     print(f"\n8 concurrent browser sessions answered in {time.monotonic() - start:.0f} s; "
           f"server RSS {rss[0] / 2**20:.0f} → peak {max(rss) / 2**20:.0f} MiB")
     assert max(rss) - rss[0] < 400 * 2**20

@@ -60,21 +60,17 @@ def test_concurrent_questions_get_their_own_answers(tiny_engine):
     """8 threads ask different questions at once: every answer cites its own question's document."""
     cases = [("Geneva snow airport", "corpus/en_weather.md"), ("تماس تلفنی پوتین و ترامپ", "corpus/fa_call.txt"),
              ("اجتماع كيري وظريف في نيويورك", "corpus/ar_meeting.txt")]
-    errors, results = [], []
+    results = []
     proc = psutil.Process()
     rss_before = proc.memory_info().rss
 
     def worker(n):
-        try:
-            for i in range(40):
-                q, src = cases[(n + i) % len(cases)]
-                ans = tiny_engine.ask(q)
-                results.append((q, ans.question, ans.citations[0].source, src))
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            errors.append(e)
+        for i in range(40):
+            q, src = cases[(n + i) % len(cases)]
+            ans = tiny_engine.ask(q)
+            results.append((q, ans.question, ans.citations[0].source, src))
 
     run_workers(worker, 8, timeout=120)
-    assert not errors
     assert len(results) == 8 * 40
     assert all(q == asked and got == want for q, asked, got, want in results)
     assert proc.memory_info().rss - rss_before < 200 * 2**20
@@ -83,23 +79,27 @@ def test_concurrent_questions_get_their_own_answers(tiny_engine):
 def test_reindexing_while_others_ask_switches_atomically(tiny_engine):
     s = tiny_engine.settings
     (s.corpus_dir / "solar.txt").write_text("نیروگاه خورشیدی تازه در یزد افتتاح شد.", "utf-8")
-    stop = threading.Event()
+    stop, started = threading.Event(), threading.Barrier(5, timeout=60)
     bad = []
 
-    def asker():
-        while not stop.is_set():
-            ans = tiny_engine.ask("Geneva snow airport")
-            if ans.citations[0].source != "corpus/en_weather.md":
-                bad.append(ans)
+    def ask():
+        ans = tiny_engine.ask("Geneva snow airport")
+        if ans.citations[0].source != "corpus/en_weather.md":
+            bad.append(ans)
 
-    threads = [threading.Thread(target=asker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    try:
-        tiny_engine.build(progress=False)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
+    def worker(n):  # worker 0 rebuilds the index once the other four have answers coming
+        if n == 0:
+            started.wait()
+            try:
+                tiny_engine.build(progress=False)
+            finally:
+                stop.set()
+            return
+        ask()
+        started.wait()
+        while not stop.is_set():
+            ask()
+
+    run_workers(worker, 5, timeout=120)
     assert not bad
     assert tiny_engine.ask("نیروگاه خورشیدی یزد").citations[0].source == "corpus/solar.txt"
