@@ -72,12 +72,12 @@ def model_path(model: str, models_dir: Path) -> Path:
 
 
 def model_on_disk(model: str, models_dir: Path) -> bool:
-    """Whether a known model's folder is complete on disk (its files present; not re-hashed)."""
-    if model not in KNOWN:
-        return (Path(model).expanduser() / "modules.json").exists()
-    spec = KNOWN[model]
-    folder = Path(models_dir) / spec.name
-    return (folder / spec.weights).is_file() and all((folder / f).exists() for f in REQUIRED_FILES)
+    """Whether the model is on disk, i.e. `ensure_model` would not download it: a known model's
+    weights file is there (a damaged or incomplete folder is an error there, never a
+    download), or a folder model exists. Nothing is hashed."""
+    spec = KNOWN.get(model)
+    folder = model_path(model, models_dir)
+    return (folder / spec.weights).is_file() if spec else folder.is_dir()
 
 
 def weights_hash(folder: Path, verify: bool = False) -> str:

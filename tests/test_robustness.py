@@ -11,6 +11,8 @@ from rag.corpus import load_corpus
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
 from tests.conftest import run_workers
+from ui import render
+from ui.chat import make_turn
 
 
 @pytest.mark.parametrize("question", ["😀😀😀", "12345 678", "北京是中国的首都吗？", "<script>alert(1)</script><img src=x onerror=alert(1)>",
@@ -21,8 +23,33 @@ def test_odd_questions_are_answered_or_abstained_never_crash(tiny_engine, questi
     assert ans.abstained or ans.citations
     for c in ans.citations:  # whatever is returned is verbatim source text, never the question
         assert tiny_engine.index.documents[c.doc_id].text[c.start:c.end] == c.text
-    if ans.citations:
-        assert "<script>" not in ans.text
+
+
+EVIL = ("Snow report\nGeneva snow report: <script>alert(1)</script> the airport closed "
+        "<img src=x onerror=alert(1)> for three hours.\n<b onmouseover=alert(2)>Trains</b> ran late.")
+
+
+def test_html_in_a_document_is_cited_verbatim_and_rendered_as_text(tiny_project):
+    (tiny_project.corpus_dir / "evil.txt").write_text(EVIL, "utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    engine.build()
+    question = "<script>alert(3)</script> Geneva snow report airport"
+    ans = engine.ask(question)
+    assert not ans.abstained and ans.citations[0].source == "corpus/evil.txt"
+    cited = ans.citations[0]
+    # the answer is the source's own words: the markup is in it, as text
+    assert engine.index.documents[cited.doc_id].text[cited.start:cited.end] == cited.text
+    assert "<script>alert(1)</script>" in cited.text and "<img src=x onerror=alert(1)>" in cited.text
+    # and the chat shows it escaped: visible as text, never a tag the browser would run
+    turn = make_turn(question, question, question, ans, engine.index)
+    doc = engine.index.documents[cited.doc_id]
+    page = "".join([render.user_html(question), render.answer_html(turn, 0),
+                    *(render.snippet_html(s, render.anchor(0, j)) for j, s in enumerate(turn.snippets)),
+                    render.document_html(doc.title, doc.source, doc.text, cited.start, cited.end)])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in render.answer_html(turn, 0)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    assert "&lt;b onmouseover=alert(2)&gt;Trains&lt;/b&gt;" in page
+    assert "<script" not in page and "<img" not in page and "<b " not in page
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t", "x" * (MAX_QUESTION_CHARS + 1), "پرسش " * 2000])
@@ -60,21 +87,17 @@ def test_concurrent_questions_get_their_own_answers(tiny_engine):
     """8 threads ask different questions at once: every answer cites its own question's document."""
     cases = [("Geneva snow airport", "corpus/en_weather.md"), ("تماس تلفنی پوتین و ترامپ", "corpus/fa_call.txt"),
              ("اجتماع كيري وظريف في نيويورك", "corpus/ar_meeting.txt")]
-    errors, results = [], []
+    results = []
     proc = psutil.Process()
     rss_before = proc.memory_info().rss
 
     def worker(n):
-        try:
-            for i in range(40):
-                q, src = cases[(n + i) % len(cases)]
-                ans = tiny_engine.ask(q)
-                results.append((q, ans.question, ans.citations[0].source, src))
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            errors.append(e)
+        for i in range(40):
+            q, src = cases[(n + i) % len(cases)]
+            ans = tiny_engine.ask(q)
+            results.append((q, ans.question, ans.citations[0].source, src))
 
     run_workers(worker, 8, timeout=120)
-    assert not errors
     assert len(results) == 8 * 40
     assert all(q == asked and got == want for q, asked, got, want in results)
     assert proc.memory_info().rss - rss_before < 200 * 2**20
@@ -83,23 +106,27 @@ def test_concurrent_questions_get_their_own_answers(tiny_engine):
 def test_reindexing_while_others_ask_switches_atomically(tiny_engine):
     s = tiny_engine.settings
     (s.corpus_dir / "solar.txt").write_text("نیروگاه خورشیدی تازه در یزد افتتاح شد.", "utf-8")
-    stop = threading.Event()
+    stop, started = threading.Event(), threading.Barrier(5, timeout=60)
     bad = []
 
-    def asker():
-        while not stop.is_set():
-            ans = tiny_engine.ask("Geneva snow airport")
-            if ans.citations[0].source != "corpus/en_weather.md":
-                bad.append(ans)
+    def ask():
+        ans = tiny_engine.ask("Geneva snow airport")
+        if ans.citations[0].source != "corpus/en_weather.md":
+            bad.append(ans)
 
-    threads = [threading.Thread(target=asker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    try:
-        tiny_engine.build()
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
+    def worker(n):  # worker 0 rebuilds the index once the other four have answers coming
+        if n == 0:
+            started.wait()
+            try:
+                tiny_engine.build()
+            finally:
+                stop.set()
+            return
+        ask()
+        started.wait()
+        while not stop.is_set():
+            ask()
+
+    run_workers(worker, 5, timeout=120)
     assert not bad
     assert tiny_engine.ask("نیروگاه خورشیدی یزد").citations[0].source == "corpus/solar.txt"

@@ -33,6 +33,7 @@ def test_tokens_drop_stopwords_and_arabic_article():
     assert tokens("What is the capital?") == ["capital"]
     assert tokens("الان") == ["الان"]  # short word: article not stripped below 3 letters
     assert tokens("ال") == ["ال"]
+    assert tokens("") == [] and tokens(" \n ؟ ") == []
 
 
 def test_sentences_split_on_persian_and_arabic_punctuation():
