@@ -37,7 +37,7 @@ ask: $(STAMP)
 browser:
 	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
 	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
-	    || echo "warning: could not install chromium; browser tests will be skipped"; }
+	    || echo "warning: could not install chromium: browser tests will be skipped (and fail in CI)"; }
 
 test: $(STAMP) browser
 	$(RAG) model fetch
