@@ -1,0 +1,96 @@
+"""The answerability model: features, fitting, thresholds per language pair, and its use by the answerer."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rag import answerability as ab
+from rag.answer import retrieve_for_answer, score_sentences
+
+
+def _features(engine, question):
+    index = engine.index
+    q_vec = engine.embedder.embed_queries([question])[0]
+    hits = retrieve_for_answer(index, question, q_vec, engine.settings)
+    scored = score_sentences(index, hits, q_vec, question, engine.settings)
+    return ab.question_features(index, hits, scored, q_vec, question, "fa"), scored
+
+
+def test_features_see_coverage_of_the_question(tiny_engine):
+    on_topic, scored = _features(tiny_engine, "تماس تلفنی پوتین و ترامپ چقدر طول کشید")
+    off_topic, _ = _features(tiny_engine, "قیمت طلا در بازار استانبول")
+    f = dict(zip(ab.FEATURES, on_topic, strict=True))
+    g = dict(zip(ab.FEATURES, off_topic, strict=True))
+    assert len(on_topic) == len(ab.FEATURES) and np.isfinite(on_topic).all()
+    assert f["evidence"] == pytest.approx(scored[0][0])
+    assert f["passage_overlap"] > 0.5 > g["passage_overlap"]
+    assert f["rare_coverage"] > g["rare_coverage"]
+    assert f["cross"] == 0.0 and f["cross_cos"] == 0.0
+    numbers, _ = _features(tiny_engine, "تماس ۵۰ دقیقه طول کشید؟")
+    h = dict(zip(ab.FEATURES, numbers, strict=True))
+    assert h["numbers"] == 1.0 and h["number_coverage"] == 1.0  # ۵۰ and 50 are the same number
+
+
+def test_no_candidates_give_zero_features(tiny_engine):
+    assert not ab.question_features(tiny_engine.index, [], [], np.zeros(256, np.float32), "x", "en").any()
+
+
+def test_fit_separates_and_round_trips():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, len(ab.FEATURES)))
+    y = (X[:, 1] + 0.5 * X[:, 8] + rng.normal(scale=0.3, size=600) > 0).astype(float)
+    model = ab.fit(X, y)
+    accuracy = ((model.score(X) > 0) == (y == 1)).mean()
+    assert accuracy > 0.9
+    model = ab.Model(model.mean, model.scale, model.coef, model.bias, {"*": 0.0, "en>ar": -1.0})
+    again = ab.Model.from_dict(model.to_dict())
+    assert np.allclose(again.score(X), model.score(X), atol=1e-3)
+    d = again.decide(X[0], "en>ar")
+    assert d.threshold == -1.0 and d.pair == "en>ar"
+    d = again.decide(X[0], "fa>ar")  # no threshold of its own: the global one
+    assert d.threshold == 0.0 and d.pair == "*" and d.answerable == (d.score >= 0.0)
+
+
+def test_a_model_fitted_on_other_features_is_a_clear_error():
+    d = ab.fit(np.random.default_rng(1).normal(size=(50, len(ab.FEATURES))), np.arange(50) % 2).to_dict()
+    d["features"] = d["features"][:-1]
+    with pytest.raises(ValueError, match="fitted on other features.*bench_answerability.py"):
+        ab.Model.from_dict(d)
+
+
+def _with_model(engine, thresholds):
+    """The tiny index with an answerability model whose log-odds follow the best cosine."""
+    coef = np.zeros(len(ab.FEATURES), np.float32)
+    coef[ab.FEATURES.index("best_cos")] = 10.0
+    model = ab.Model(np.zeros(len(ab.FEATURES), np.float32), np.ones(len(ab.FEATURES), np.float32), coef, 0.0, thresholds)
+    engine.index.calibration = dict(engine.index.tuning) | {"answerability": model.to_dict()}
+    engine.index.__dict__.pop("answerability", None)  # drop the cached model
+    return model
+
+
+def test_the_answerer_abstains_by_the_pair_threshold(tiny_engine):
+    question = "تماس تلفنی پوتین و ترامپ"
+    s = dataclasses.replace(tiny_engine.settings, abstain_threshold=None)  # the tiny fixture sets one
+    _with_model(tiny_engine, {"*": 100.0})
+    ans = tiny_engine.ask(question, settings=s)
+    assert ans.abstained and ans.threshold == 100.0 and ans.pair == "fa>fa" and ans.to_dict()["pair"] == "fa>fa"
+    _with_model(tiny_engine, {"*": 100.0, "fa>fa": -100.0})
+    ans = tiny_engine.ask(question, settings=s)
+    assert not ans.abstained and ans.threshold == -100.0 and ans.citations
+    feats, _ = _features(tiny_engine, question)  # the evidence is the model's log-odds: 10 × best cosine
+    assert ans.evidence == pytest.approx(10 * feats[ab.FEATURES.index("best_cos")], abs=1e-3)
+
+
+def test_answerability_off_and_explicit_threshold_override(tiny_engine):
+    question = "تماس تلفنی پوتین و ترامپ"
+    _with_model(tiny_engine, {"*": 100.0})
+    s = dataclasses.replace(tiny_engine.settings, abstain_threshold=None)
+    assert tiny_engine.ask(question, settings=s).abstained
+    off = tiny_engine.ask(question, settings=s.replace(answerability="off"))  # the scorer's threshold: none here
+    assert not off.abstained and off.evidence == pytest.approx(score_sentences(
+        tiny_engine.index, off.hits, tiny_engine.embedder.embed_queries([question])[0], question, s)[0][0], abs=1e-6)
+    explicit = tiny_engine.ask(question, settings=s.replace(abstain_threshold=-50.0))
+    assert not explicit.abstained and explicit.threshold == -50.0
+    tiny_engine.index.calibration["answerability_threshold"] = -60.0  # `rag eval --calibrate` on this index
+    assert tiny_engine.ask(question, settings=s).threshold == -60.0
