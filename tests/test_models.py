@@ -134,7 +134,7 @@ def test_a_folder_that_is_not_a_model_fails_clearly(tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "modules.json").write_text("not json")
-    with pytest.raises(ModelError, match="cannot be loaded"):
+    with pytest.raises(ModelError, match="cannot be loaded.*`rag model fetch --verify`"):
         SentenceTransformerEmbedder(folder, "broken", "none")
 
 
