@@ -152,6 +152,11 @@ def thresholds(model: ab.Model, X: np.ndarray, y: np.ndarray, pairs: list[str], 
     return out
 
 
+def fit_model(X: np.ndarray, y: np.ndarray, pairs: list[str], max_wrong: float) -> ab.Model:
+    model = ab.fit(X, y)
+    return ab.Model(model.mean, model.scale, model.coef, model.bias, thresholds(model, X, y, pairs, max_wrong))
+
+
 def sentence_weights(train: list[Item]) -> dict:
     cands = [br.Candidates(br.Q(i.set, i.question, i.answers, "", not i.answerable), i.feats, i.labels, i.refs)
              for i in train if i.in_corpus and i.set != "xquad_en"]
@@ -166,9 +171,7 @@ def evaluate_fold(index, train: list[Item], test: list[Item], max_wrong: float, 
         Xtr.append(x)
         ytr.append(float(it.answerable))
         ptr.append(pair)
-    model = ab.fit(np.array(Xtr), np.array(ytr))
-    model = ab.Model(model.mean, model.scale, model.coef, model.bias,
-                     thresholds(model, np.array(Xtr), np.array(ytr), ptr, max_wrong))
+    model = fit_model(np.array(Xtr), np.array(ytr), ptr, max_wrong)
     base_cal = best_threshold([scored_list(it, weights)[0][0] if it.refs else -1e9 for it in train],
                               [it.answerable for it in train], max_wrong)
     sel = Settings(sentence_margin=margin)
@@ -181,7 +184,9 @@ def evaluate_fold(index, train: list[Item], test: list[Item], max_wrong: float, 
         first = bool(scored) and bool(it.labels[[r[0] for r in it.refs].index(scored[0][1])])
         whole = any(it.labels[k] for k, (j, _) in enumerate(it.refs) if j in chosen)
         rows.append({"set": it.set, "in_corpus": it.in_corpus, "answerable": it.answerable, "pair": pair,
-                     "abstain": not d.answerable, "abstain_base": (scored[0][0] if scored else -1e9) < base_cal.threshold,
+                     "abstain": not d.answerable, "abstain_global": d.score < model.thresholds["*"],
+                     "score": d.score, "score_base": scored[0][0] if scored else -1e9,
+                     "abstain_base": (scored[0][0] if scored else -1e9) < base_cal.threshold,
                      "first": first, "whole": whole, "oracle": bool(it.labels.any()),
                      "length": sum(len(index.sentence_text(j)) for j in chosen)})
     return rows
@@ -189,33 +194,49 @@ def evaluate_fold(index, train: list[Item], test: list[Item], max_wrong: float, 
 
 def report(rows: list[dict]) -> None:
     sets = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]
-    print("\nAnswers (answerable questions in corpus), leave one set out")
-    print("| set | n | first sentence | whole answer | oracle | mean answer chars |")
+    print("\nAnswers to answerable questions in corpus, leave one set out (scorer weights fitted on the other sets)")
+    print("| set | n | first sentence | whole answer (≤3) | best in pool | mean answer chars |")
     print("|---|---|---|---|---|---|")
     for s in sets:
         r = [x for x in rows if x["set"] == s and x["answerable"]]
         print(f"| {s} | {len(r)} | {np.mean([x['first'] for x in r]):.3f} | {np.mean([x['whole'] for x in r]):.3f} "
               f"| {np.mean([x['oracle'] for x in r]):.3f} | {np.mean([x['length'] for x in r]):.0f} |")
-    print("\nAbstention, leave one set out (answerability model vs the scorer's threshold)")
-    print("| set | out-of-corpus abstained | wrong abstentions (in corpus) | PersianQA unanswerable F1 / P / R |"
-          " base: out-of-corpus | base: wrong | base: F1 |")
-    print("|---|---|---|---|---|---|---|")
+    print("\nAbstention, leave one set out: out-of-corpus questions abstained / wrong abstentions on answerable "
+          "in-corpus questions (/ PersianQA unanswerable: abstention F1)")
+    print("| set | answerability, thresholds per pair | answerability, one threshold | scorer threshold (RAG_ANSWERABILITY=off) |")
+    print("|---|---|---|---|")
     for s in sets:
         r = [x for x in rows if x["set"] == s]
-        ooc = [x for x in r if not x["in_corpus"]]
-        inc = [x for x in r if x["in_corpus"] and x["answerable"]]
-        line = f"| {s} | {np.mean([x['abstain'] for x in ooc]):.3f} | {np.mean([x['abstain'] for x in inc]):.3f} |"
-        incorp = [x for x in r if x["in_corpus"]]
-        if any(not x["answerable"] for x in incorp):
-            a = abstention([x["abstain"] for x in incorp], [x["answerable"] for x in incorp])
-            b = abstention([x["abstain_base"] for x in incorp], [x["answerable"] for x in incorp])
-            line += f" {a.f1:.3f} / {a.precision:.3f} / {a.recall:.3f} |"
-        else:
-            b = None
-            line += " — |"
-        line += f" {np.mean([x['abstain_base'] for x in ooc]):.3f} | {np.mean([x['abstain_base'] for x in inc]):.3f} |"
-        line += f" {b.f1:.3f} |" if b else " — |"
-        print(line)
+        cells = []
+        for key in ("abstain", "abstain_global", "abstain_base"):
+            ooc = np.mean([x[key] for x in r if not x["in_corpus"]])
+            wrong = np.mean([x[key] for x in r if x["in_corpus"] and x["answerable"]])
+            cell = f"{ooc:.3f} / {wrong:.3f}"
+            incorp = [x for x in r if x["in_corpus"]]
+            if any(not x["answerable"] for x in incorp):
+                a = abstention([x[key] for x in incorp], [x["answerable"] for x in incorp])
+                cell += f" / F1 {a.f1:.3f} (P {a.precision:.3f}, R {a.recall:.3f})"
+            cells.append(cell)
+        print(f"| {s} | " + " | ".join(cells) + " |")
+    print("\nHow well each signal separates in-corpus answerable from out-of-corpus questions, per set: AUC, and "
+          "out-of-corpus abstained where the set's own threshold gives 5% wrong abstentions (not deployable: "
+          "the threshold is chosen on the set; it compares the signals, not the calibration)")
+    print("| set | answerability AUC | scorer AUC | answerability @5% | scorer @5% |")
+    print("|---|---|---|---|---|")
+    for s in sets:
+        r = [x for x in rows if x["set"] == s and (x["answerable"] or not x["in_corpus"])]
+        y = np.array([x["answerable"] for x in r])
+        cells = []
+        for key in ("score", "score_base"):
+            v = np.array([x[key] for x in r])
+            cells.append((auc(v, y), float((v[~y] < np.quantile(v[y], 0.05)).mean())))
+        print(f"| {s} | {cells[0][0]:.3f} | {cells[1][0]:.3f} | {cells[0][1]:.3f} | {cells[1][1]:.3f} |")
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a positive scores above a negative (ties count half)."""
+    pos, neg = scores[positive], scores[~positive]
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg)))
 
 
 def main() -> int:
@@ -249,7 +270,30 @@ def main() -> int:
             test = [i for i in items if i.set == held]
         rows += evaluate_fold(index, train, test, args.max_wrong, args.margin)
     report(rows)
+    if args.write_calibration:
+        write_calibration(index, items, args.max_wrong, args.model)
     return 0
+
+
+def write_calibration(index, items: list[Item], max_wrong: float, model_id: str) -> None:
+    """Fit the shipped model on every question variant (the scorer's shipped weights) and store it."""
+    weights = index.sentence_weights
+    X, y, pairs = [], [], []
+    for it in items:
+        x, pair = features(index, it, scored_list(it, weights))
+        X.append(x)
+        y.append(float(it.answerable))
+        pairs.append(pair)
+    model = fit_model(np.array(X), np.array(y), pairs, max_wrong)
+    path = ROOT / "rag" / "calibration.json"
+    data = json.loads(path.read_text("utf-8"))
+    data[model_id]["answerability"] = model.to_dict() | {
+        "source": "eval/bench_answerability.py: fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc and xquad.en "
+                  f"questions over the pooled index, in corpus and out of corpus ({len(items)} question variants); "
+                  f"thresholds per language pair at most {max_wrong:.0%} wrong abstentions",
+        "calibrated_at": time.strftime("%Y-%m-%d")}
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    print(f"wrote the answerability model to {path} (thresholds: {model.thresholds})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ CASES = [  # question, language pair, expected top document, fact that must be i
     ("کری در تماس تلفنی با کدام وزیر خارجه درباره ائتلاف بین‌المللی علیه داعش گفتگو کرد؟", "fa→ar", AR, "لافروف"),
     ("از طرف آمریکا چه کسانی بعداً به دیدار کری و ظریف پیوستند؟", "fa→ar", AR, "وليام بيرنز"),
     ("Which group did Kerry want Zarif to help bring back to the negotiating table in Yemen?", "en→fa", FA_NY, "حوثی"),
+    # abstained before the answerability model (evidence 6.0 against the scorer's threshold 7.94)
+    ("What did Kallas discuss with Araghchi?", "en→fa", FA_CALL, "کالاس"),
 ]
 
 # Known limitation, kept visible: articles 001 (Persian) and 002 (Arabic) report the same
@@ -33,8 +35,11 @@ CASES = [  # question, language pair, expected top document, fact that must be i
 # language, so for these questions the first answer sentence comes from an article in the
 # question's language although the fact is only in the other one. Of the eight Persian
 # questions written about facts found only in the Arabic article, the five above pass and
-# these three do not (two came in when the cosine-closest passage joined the answer pool,
-# two more when passages began to be scored by their best sentence).
+# the first three below do not (two came in when the cosine-closest passage joined the
+# answer pool, two more when passages began to be scored by their best sentence); the
+# fourth is the English→Persian counterpart. All four are answered (the answerability
+# model does not abstain), but their first sentence comes from the wrong article: choosing
+# the sentence is the reader's job, which has not shipped (issue 14, part 2).
 CONFUSABLE = [
     ("کری و ظریف در دیدار یکشنبه در هتلی در نیویورک درباره خطرات کدام تنظیم افراطی بحث کردند؟", "fa→ar", AR, "الدولة الاسلامية"),
     ("دیدار کری و ظریف در هتل نیویورک چقدر طول کشید؟", "fa→ar", AR, "ساعة"),
@@ -54,6 +59,7 @@ OFF_TOPIC = [
 def test_cross_lingual_answers_cite_the_right_article(seed_engine, question, pair, doc, fact):
     ans = seed_engine.ask(question)
     assert not ans.abstained, (ans.evidence, ans.threshold)
+    assert ans.pair == pair.replace("→", ">")  # the pair whose threshold decided
     assert ans.citations[0].source == f"corpus/{doc}.txt", ans.text
     assert normalize(fact) in normalize(ans.text), ans.text
     for c in ans.citations:  # every answer sentence is a verbatim span of its cited document
