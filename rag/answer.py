@@ -287,3 +287,15 @@ def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple
     for threshold in (settings.abstain_threshold, index.calibration.get("answerability_threshold"), d.threshold):
         if threshold is not None:  # the setting, else `rag eval --calibrate` on this index, else the pair's
             return d.score, threshold, pair
+
+
+def abstention_rule(index: Index, settings: Settings) -> str:
+    """How the answers of a run decide to abstain, in words, for the report."""
+    model = index.answerability if settings.answerability == "on" else None
+    if model is None:
+        t = index.abstain_threshold(settings)
+        return "never (no threshold)" if t is None else f"best sentence score below {t:.4f}"
+    if settings.abstain_threshold is not None:
+        return f"answerability log-odds below {settings.abstain_threshold:.4f} (set explicitly)"
+    pairs = ", ".join(f"{p} {t:.2f}" for p, t in sorted(model.thresholds.items()))
+    return f"answerability log-odds below the threshold of the language pair ({pairs})"

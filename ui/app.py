@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from rag import progress
-from rag.answer import MAX_QUESTION_CHARS, QuestionError, answer
+from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule, answer
 from rag.config import MODES, Settings
 from rag.corpus import SUFFIXES
 from rag.embedding import load_embedder
@@ -86,14 +86,13 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
     m = index.manifest
     with st.sidebar:
         st.header("Corpus and index")
-        threshold = index.abstain_threshold(s)
         st.html(render.facts_html([
             ("documents", str(len(index.documents))),
             ("passages", str(len(index.passages))),
             ("model", f"{m['model']['id']} ({m['model']['dim']} dims)"),
             ("built", m.get("built_at", "?")),
             ("corpus", s.relative(s.corpus_dir)),
-            ("abstains below", "never (not calibrated)" if threshold is None else f"{threshold:.2f}"),
+            ("abstains when", abstention_rule(index, s)),
         ]))
         st.header("Retrieval")
         k = st.slider("Passages to retrieve (k)", 1, 20, value=s.k, key="k")

@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from rag.answer import Answer, QuestionError
+from rag.answer import Answer, QuestionError, abstention_rule
 from rag.config import MODES, Settings
 from rag.evaluation.gold import LANGS, GoldError, GoldItem
 from rag.index import Index
@@ -181,18 +181,6 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
     s = engine.settings
     return EvalRun(modes, tuple(records), metrics, index.abstain_threshold(s), s, index.manifest,
                    abstention_rule(index, s))
-
-
-def abstention_rule(index: Index, settings: Settings) -> str:
-    """How the answers of a run decide to abstain, in words, for the report."""
-    model = index.answerability if settings.answerability == "on" else None
-    if model is None:
-        t = index.abstain_threshold(settings)
-        return "never (no threshold)" if t is None else f"best sentence score below {t:.4f}"
-    if settings.abstain_threshold is not None:
-        return f"answerability log-odds below {settings.abstain_threshold:.4f} (set explicitly)"
-    pairs = ", ".join(f"{p} {t:.2f}" for p, t in sorted(model.thresholds.items()))
-    return f"answerability log-odds below the threshold of the language pair ({pairs})"
 
 
 def calibrate(run: EvalRun) -> Calibration:
