@@ -185,14 +185,29 @@ def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, question: 
     The score is linear in FEATURES; the weights are fitted on the dev sets for the
     model (rag/calibration.json) and fall back to cosine + lexical overlap.
     """
-    weights = weights or index.sentence_weights or DEFAULT_WEIGHTS
     feats, refs = sentence_features(index, hits, q_vec, question, settings.answer_passages)
+    return rank(feats, refs, weights or index.sentence_weights or DEFAULT_WEIGHTS)
+
+
+def rank(feats: np.ndarray, refs: list[tuple[int, Hit]], weights: dict) -> list[tuple[float, int, Hit]]:
+    """(score, sentence index, hit) of candidates with these FEATURES rows, best first."""
     if not refs:
         return []
     w = np.array([weights.get(f, 0.0) for f in FEATURES], dtype=np.float32)
     scores = feats @ w + weights.get("bias", 0.0)
     order = np.argsort(-scores, kind="stable")
     return [(float(scores[i]), refs[i][0], refs[i][1]) for i in order]
+
+
+def active_reader(index: Index, settings: Settings):
+    """The reader (rag.reader.Reader) to use for this question, or None."""
+    if settings.reader == "off" or index.reader is None:
+        return None
+    if settings.reader == "auto":
+        from rag.embedding import native_bf16
+
+        return index.reader if native_bf16() else None
+    return index.reader
 
 
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings) -> list[tuple[float, int, Hit]]:
@@ -242,14 +257,26 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
         raise QuestionError(f"the question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
     mode = mode or settings.mode
     lang = detect_lang(question)
-    q_vec = embedder.embed_queries([question])[0]
+    reader = active_reader(index, settings)
+    if reader is not None:  # the question's token states come from the same pass
+        q_vecs, q_tokens = embedder.embed_queries_with_tokens([question])
+        q_vec, q_tokens = q_vecs[0], q_tokens[0]
+    else:
+        q_vec = embedder.embed_queries([question])[0]
     t1 = time.perf_counter()
     k = k or settings.k
     hits = retrieve_for_answer(index, question, q_vec, settings, mode, k)
     t2 = time.perf_counter()
-    scored = score_sentences(index, hits, q_vec, question, settings)
+    feats, refs = sentence_features(index, hits, q_vec, question, settings.answer_passages)
+    scored = rank(feats, refs, index.sentence_weights or DEFAULT_WEIGHTS)
     evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
     abstained = not scored or (threshold is not None and evidence < threshold)
+    t_read = time.perf_counter()
+    if not abstained and reader is not None:
+        from rag.reader import read
+
+        scored = read(reader, embedder, index, scored, {j: f for (j, _), f in zip(refs, feats, strict=True)}, q_tokens)
+    t_read = time.perf_counter() - t_read
     citations: list[Citation] = []
     parts: list[str] = []
     if not abstained:
@@ -262,7 +289,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     text = " ".join(parts) if parts else NO_ANSWER.get(lang, NO_ANSWER["en"])
     t3 = time.perf_counter()
     timings = {"embed": round((t1 - t0) * 1000, 1), "retrieve": round((t2 - t1) * 1000, 1),
-               "select": round((t3 - t2) * 1000, 1), "total": round((t3 - t0) * 1000, 1)}
+               "select": round((t3 - t2 - t_read) * 1000, 1), "read": round(t_read * 1000, 1),
+               "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
                   lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair)
 

@@ -30,6 +30,15 @@ class Embedder(ABC):
     @abstractmethod
     def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
+    # for the reader (rag/reader.py): contextual vectors of each text's own tokens, L2-normalised
+    def embed_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The query vectors and, from the same pass, each query's token vectors."""
+        raise NotImplementedError(f"{type(self).__name__} has no token vectors")
+
+    def document_tokens(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's token vectors, encoded as a document."""
+        raise NotImplementedError(f"{type(self).__name__} has no token vectors")
+
 
 def _normalise_rows(x: np.ndarray, dim: int) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)[:, :dim]
@@ -69,6 +78,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._query_prompt = "query" if "query" in prompts else None
         self._doc_prompt = prompts.get("document")
         self._lock = threading.Lock()  # torch modules are not safe to call concurrently
+        self._prompt_tokens: dict[str | None, int] = {}  # prompt name → tokens it adds before the text
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         with self._lock:
@@ -84,6 +94,30 @@ class SentenceTransformerEmbedder(Embedder):
             x = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                   show_progress_bar=False, **prompt_kw)
         return _normalise_rows(x, self.dim)
+
+    def _with_tokens(self, texts: list[str], prompt_name: str | None) -> list[dict]:
+        with self._lock:
+            return self.model.encode(list(texts), prompt_name=prompt_name, batch_size=self.batch_size,
+                                     output_value=None, convert_to_numpy=False, show_progress_bar=False)
+
+    def _own_tokens(self, out: dict, prompt_name: str | None) -> np.ndarray:
+        """The token vectors of the text itself: without <bos>, the prompt, <eos> and padding."""
+        if prompt_name not in self._prompt_tokens:
+            prompt = (self.model.prompts or {}).get(prompt_name, "") if prompt_name else ""
+            # the prompt's trailing space joins the text's first token, so count the prompt without it
+            self._prompt_tokens[prompt_name] = len(self.model.tokenizer(prompt.rstrip())["input_ids"]) - 1
+        n = int(out["attention_mask"].sum())
+        x = out["token_embeddings"][self._prompt_tokens[prompt_name]:n - 1].float().numpy()
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    def embed_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        outs = self._with_tokens(texts, self._query_prompt)
+        vecs = _normalise_rows(np.stack([o["sentence_embedding"].float().numpy() for o in outs]), self.dim)
+        return vecs, [self._own_tokens(o, self._query_prompt) for o in outs]
+
+    def document_tokens(self, texts: list[str]) -> list[np.ndarray]:
+        prompt = "document" if self._doc_prompt else None
+        return [self._own_tokens(o, prompt) for o in self._with_tokens(texts, prompt)] if texts else []
 
 
 class HashEmbedder(Embedder):
@@ -114,6 +148,17 @@ class HashEmbedder(Embedder):
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         return self.embed_queries(texts)
+
+    def _tokens(self, text: str) -> np.ndarray:
+        """One hashed vector per word: MaxSim over them counts shared words (what the tests need)."""
+        words = tokens(text) or ["_"]
+        return np.stack([self._vec(w) for w in words])
+
+    def embed_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.embed_queries(texts), [_normalise_rows(self._tokens(t), self.dim) for t in texts]
+
+    def document_tokens(self, texts: list[str]) -> list[np.ndarray]:
+        return [_normalise_rows(self._tokens(t), self.dim) for t in texts]
 
 
 _CACHE: dict[tuple, Embedder] = {}

@@ -145,6 +145,14 @@ class Index:
         spec = self.tuning.get("answerability")
         return Model.from_dict(spec) if spec else None
 
+    @functools.cached_property
+    def reader(self):
+        """The reader's weights shipped for this model (rag.reader.Reader), or None."""
+        from rag.reader import Reader
+
+        spec = self.tuning.get("reader")
+        return Reader.from_dict(spec) if spec else None
+
     def is_current(self, settings: Settings, documents: list[Document]) -> bool:
         """Whether this index was built from exactly these documents with these settings
         (sources, metadata and text included: a renamed file or an edited record is a change)."""

@@ -171,5 +171,6 @@ def seed_project(seed_index_dir, tmp_path) -> Settings:
 
 @pytest.fixture(scope="session")
 def seed_engine(seed_index_dir) -> Engine:
-    """A warm engine over the seed index (read-only: do not build or upload with it)."""
-    return Engine(Settings(project_root=seed_index_dir)).warm_up()
+    """A warm engine over the seed index (read-only: do not build or upload with it), with the
+    reader on whatever the CPU (its default, auto, reads only where bfloat16 is native)."""
+    return Engine(Settings(project_root=seed_index_dir, reader="on")).warm_up()

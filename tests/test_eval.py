@@ -649,4 +649,4 @@ def test_report_has_first_sentence_and_length_and_no_abstention_scores_without_u
     assert {"first", "chars"} <= set(header)
     row = next(line.split() for line in table.splitlines() if line.startswith("hybrid "))
     assert row[header.index("absF1")] == "—" and row[header.index("absP")] == "—"
-    assert "hybrid/fallback" in table and "RAG_ANSWERABILITY=off" in table
+    assert "hybrid/fallback" in table and "RAG_READER=off RAG_ANSWERABILITY=off" in table

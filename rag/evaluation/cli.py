@@ -37,7 +37,8 @@ def add_eval_parser(sub) -> None:
     modes.add_argument("--mode", choices=MODES, help="the one mode to run (default: the configured mode, hybrid)")
     sp.add_argument("--limit", type=int, metavar="N", help="only the first N questions (the corpus stays whole)")
     sp.add_argument("--fallback", action="store_true",
-                    help="also run every mode with the answerability model off (RAG_ANSWERABILITY=off), side by side")
+                    help="also run every mode with the reader and the answerability model off "
+                         "(RAG_READER=off RAG_ANSWERABILITY=off), side by side")
     sp.add_argument("--calibrate", action="store_true",
                     help="choose the abstention threshold with the best abstention F1 on this set and store it with the index")
     sp.add_argument("--corpus", type=Path, help="corpus folder (with --gold --distractors; default corpus/)")

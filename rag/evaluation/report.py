@@ -28,7 +28,8 @@ LONG_NAMES = {
     "p50ms": "median ms", "p95ms": "p95 ms",
 }
 WORST = 10  # failures of each kind listed in report.md
-FALLBACK_NOTE = "a mode marked /fallback runs with the answerability model off (RAG_ANSWERABILITY=off)"
+FALLBACK_NOTE = ("a mode marked /fallback runs with the reader and the answerability model off "
+                 "(RAG_READER=off RAG_ANSWERABILITY=off)")
 
 
 def fmt_value(v, kind: str) -> str:

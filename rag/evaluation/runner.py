@@ -135,14 +135,14 @@ class EvalRun:
         return [r for r in self.records if r.mode == mode]
 
 
-FALLBACK = "/fallback"  # a mode label's suffix: answerability off (the scorer's threshold decides)
+FALLBACK = "/fallback"  # a mode label's suffix: reader and answerability off (the scorer alone, as before 0.3)
 
 
 def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = True, fallback: bool = False) -> EvalRun:
     """Ask every question in every mode; per-question records and metrics per mode and language.
 
-    With fallback, every mode is also run with the answerability model off, as the mode
-    "<mode>/fallback", so that the two are compared on the same questions."""
+    With fallback, every mode is also run with the reader and the answerability model off,
+    as the mode "<mode>/fallback", so that the two are compared on the same questions."""
     modes = tuple(modes)
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
@@ -157,7 +157,7 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
 
     if fallback:
         modes = tuple(x for m in modes for x in (m, m + FALLBACK))
-    off = engine.settings.replace(answerability="off")
+    off = engine.settings.replace(answerability="off", reader="off")
 
     records: list[Record] = []
     with tqdm(total=len(items) * len(modes), desc="eval", unit="q", disable=not progress, file=sys.stderr) as bar:
