@@ -165,13 +165,7 @@ def sentence_weights(train: list[Item]) -> dict:
 
 def evaluate_fold(index, train: list[Item], test: list[Item], max_wrong: float, margin: float) -> list[dict]:
     weights = sentence_weights(train)
-    Xtr, ytr, ptr = [], [], []
-    for it in train:
-        x, pair = features(index, it, scored_list(it, weights))
-        Xtr.append(x)
-        ytr.append(float(it.answerable))
-        ptr.append(pair)
-    model = fit_model(np.array(Xtr), np.array(ytr), ptr, max_wrong)
+    model = fit_model(*training_set(index, train, weights), max_wrong)
     base_cal = best_threshold([scored_list(it, weights)[0][0] if it.refs else -1e9 for it in train],
                               [it.answerable for it in train], max_wrong)
     sel = Settings(sentence_margin=margin)
@@ -239,24 +233,40 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg)))
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def pool_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments of the pool (shared with eval/bench_reader.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "rag" / "bench")
     ap.add_argument("--distractors", type=int, default=1000)
     ap.add_argument("--model", default="embeddinggemma-300m")
-    ap.add_argument("--max-wrong", type=float, default=0.05, help="cap on wrong abstentions when choosing thresholds")
     ap.add_argument("--margin", type=float, default=3.0)
     ap.add_argument("--write-calibration", action="store_true")
-    args = ap.parse_args()
-    t0 = time.time()
+    return ap
+
+
+def load_pool(args) -> tuple[Index, object, list[Item]]:
+    """bench_retrieval's pooled index (built or reused from --work), the embedder, and every question variant."""
     docs, _ = br.load_sets(args.data)
-    distractors = br.news_distractors(args.data, args.distractors)
     settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
     embedder = load_embedder(settings)
-    build_index(settings, embedder, documents=docs + distractors)
+    build_index(settings, embedder, documents=docs + br.news_distractors(args.data, args.distractors))
     index = Index.load(settings.index_dir, settings, embedder)
-    items = make_items(index, embedder, args.work, args.data, settings)
+    return index, embedder, make_items(index, embedder, args.work, args.data, settings)
+
+
+def training_set(index, items: list[Item], weights: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Answerability features, labels (answerable) and language pairs of question variants."""
+    rows = [features(index, it, scored_list(it, weights)) for it in items]
+    return np.array([x for x, _ in rows]), np.array([float(it.answerable) for it in items]), [p for _, p in rows]
+
+
+def main() -> int:
+    ap = pool_parser(__doc__)
+    ap.add_argument("--max-wrong", type=float, default=0.05, help="cap on wrong abstentions when choosing thresholds")
+    args = ap.parse_args()
+    t0 = time.time()
+    index, _, items = load_pool(args)
     print(f"{len(items)} question variants in {time.time() - t0:.0f} s", file=sys.stderr)
 
     rows = []
@@ -277,14 +287,7 @@ def main() -> int:
 
 def write_calibration(index, items: list[Item], max_wrong: float, model_id: str) -> None:
     """Fit the shipped model on every question variant (the scorer's shipped weights) and store it."""
-    weights = index.sentence_weights
-    X, y, pairs = [], [], []
-    for it in items:
-        x, pair = features(index, it, scored_list(it, weights))
-        X.append(x)
-        y.append(float(it.answerable))
-        pairs.append(pair)
-    model = fit_model(np.array(X), np.array(y), pairs, max_wrong)
+    model = fit_model(*training_set(index, items, index.sentence_weights), max_wrong)
     path = ROOT / "rag" / "calibration.json"
     data = json.loads(path.read_text("utf-8"))
     data[model_id]["answerability"] = model.to_dict() | {

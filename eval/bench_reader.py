@@ -19,7 +19,6 @@ rag/calibration.json.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -38,9 +37,7 @@ import bench_answerability as ba  # noqa: E402
 from rag import reader as rd  # noqa: E402
 from rag.answer import select  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.fitting import logistic_regression  # noqa: E402
-from rag.index import Index, build_index  # noqa: E402
+from rag.fitting import pairwise_weights  # noqa: E402
 
 SETS = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]
 SLICE = 512
@@ -91,22 +88,6 @@ def candidate_rows(index, items, cache: TokenCache) -> list[np.ndarray]:
     return out
 
 
-def fit_pairwise(rows: list[np.ndarray], labels: list[np.ndarray], seed: int = 0) -> np.ndarray:
-    """Weights under which a sentence holding the answer outscores one that does not (as the scorer's)."""
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for x, y in zip(rows, labels, strict=True):
-        if not y.any() or y.all():
-            continue
-        pos, neg = x[y], x[~y]
-        neg = neg[rng.permutation(len(neg))[:12]]
-        diffs.append((pos[:, None, :] - neg[None, :, :]).reshape(-1, x.shape[1]))
-    X = np.concatenate(diffs)
-    X = np.concatenate([X, -X])
-    w, _ = logistic_regression(X, np.concatenate([np.ones(len(X) // 2), np.zeros(len(X) // 2)]), C=1.0)
-    return w
-
-
 def answer_of(index, it, rows: np.ndarray, w_scorer: np.ndarray, w_reader: np.ndarray | None, top_k: int,
               margin: float) -> tuple[bool, bool, int]:
     """(first sentence holds the answer, the whole answer does, its length) for one question."""
@@ -133,22 +114,12 @@ def folds(items):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "rag" / "bench")
-    ap.add_argument("--distractors", type=int, default=1000)
-    ap.add_argument("--model", default="embeddinggemma-300m")
+    ap = ba.pool_parser(__doc__)
     ap.add_argument("--top-k", type=int, default=4, help="candidates the reader re-orders")
-    ap.add_argument("--margin", type=float, default=3.0)
-    ap.add_argument("--write-calibration", action="store_true")
     args = ap.parse_args()
     t0 = time.time()
-    docs, _ = ba.br.load_sets(args.data)
-    settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
-    embedder = load_embedder(settings)
-    build_index(settings, embedder, documents=docs + ba.br.news_distractors(args.data, args.distractors))
-    index = Index.load(settings.index_dir, settings, embedder)
-    items = [it for it in ba.make_items(index, embedder, args.work, args.data, settings) if it.answerable and it.in_corpus]
+    index, embedder, items = ba.load_pool(args)
+    items = [it for it in items if it.answerable and it.in_corpus]
     cache = TokenCache(args.work / f"reader-tokens-{args.model}")
     cache.fill("query", [it.question for it in items], lambda t: embedder.embed_queries_with_tokens(t)[1])
     cache.fill("document", [index.sentence_text(j) for it in items for j, _ in it.refs], embedder.document_tokens)
@@ -160,15 +131,15 @@ def main() -> int:
     results = {"scorer": {}, "reader": {}}
     curve = {}
     for held, train, test in folds(items):
-        w_s = fit_pairwise([rows[k][:, :n_base] for k in train], [labels[k] for k in train])
-        w_r = fit_pairwise([rows[k] for k in train], [labels[k] for k in train])
+        w_s = pairwise_weights([rows[k][:, :n_base] for k in train], [labels[k] for k in train])
+        w_r = pairwise_weights([rows[k] for k in train], [labels[k] for k in train])
         for name, w in (("scorer", None), ("reader", w_r)):
             results[name][held] = np.array([answer_of(index, items[k], rows[k], w_s, w, args.top_k, args.margin)
                                             for k in test], float).mean(0)
         rng = np.random.default_rng(0)
         for share in (0.1, 0.25, 0.5, 1.0):
             part = [train[i] for i in rng.permutation(len(train))[: max(50, int(share * len(train)))]]
-            w_p = fit_pairwise([rows[k] for k in part], [labels[k] for k in part])
+            w_p = pairwise_weights([rows[k] for k in part], [labels[k] for k in part])
             curve.setdefault(share, {})[held] = np.mean([answer_of(index, items[k], rows[k], w_s, w_p, args.top_k,
                                                                    args.margin)[0] for k in test])
 
@@ -189,7 +160,7 @@ def main() -> int:
         print(f"| {share:.2f} | " + " | ".join(f"{by[s]:.3f}" for s in SETS) + f" | {np.mean([by[s] for s in SETS[:4]]):.3f} |")
 
     if args.write_calibration:
-        w = fit_pairwise(rows, labels)
+        w = pairwise_weights(rows, labels)
         reader = rd.Reader({"bias": 0.0} | {f: float(v) for f, v in zip(rd.ALL_FEATURES, w, strict=True)}, args.top_k)
         path = ROOT / "rag" / "calibration.json"
         data = json.loads(path.read_text("utf-8"))

@@ -42,7 +42,7 @@ from rag.corpus import Document  # noqa: E402
 from rag.embedding import load_embedder  # noqa: E402
 from rag.engine import Engine  # noqa: E402
 from rag.evaluation import load_distractors, load_squad  # noqa: E402
-from rag.fitting import logistic_regression  # noqa: E402
+from rag.fitting import pairwise_weights  # noqa: E402
 from rag.index import Index, build_index  # noqa: E402
 from rag.metrics import best_threshold, containment  # noqa: E402
 from rag.progress import TerminalProgress  # noqa: E402
@@ -193,18 +193,8 @@ def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float,
 def fit_weights(cands: list[Candidates]) -> dict:
     """Pairwise logistic regression (RankNet-style) within each question: a sentence holding
     a gold answer should outscore one that does not. Learns ranking, not calibration."""
-    rng = np.random.default_rng(0)
-    diffs = []
-    for c in cands:
-        if c.q.impossible or not c.labels.any() or c.labels.all():
-            continue
-        pos, neg = c.feats[c.labels], c.feats[~c.labels]
-        neg = neg[rng.permutation(len(neg))[:12]]
-        diffs.append((pos[:, None, :] - neg[None, :, :]).reshape(-1, len(FEATURES)))
-    X = np.concatenate(diffs)
-    X = np.concatenate([X, -X])
-    y = np.concatenate([np.ones(len(X) // 2), np.zeros(len(X) // 2)])
-    w, _ = logistic_regression(X, y, C=1.0)
+    answerable = [c for c in cands if not c.q.impossible]
+    w = pairwise_weights([c.feats for c in answerable], [c.labels for c in answerable])
     return {"bias": 0.0} | {f: float(v) for f, v in zip(FEATURES, w, strict=True)}
 
 

@@ -30,3 +30,23 @@ def logistic_regression(X: np.ndarray, y: np.ndarray, C: float = 1.0, intercept:
         if np.abs(step).max() < 1e-10:
             break
     return (w[:-1], float(w[-1])) if intercept else (w, 0.0)
+
+
+def pairwise_weights(features: list[np.ndarray], labels: list[np.ndarray], negatives: int = 12,
+                     seed: int = 0) -> np.ndarray:
+    """Ranking weights (RankNet-style): within each question, a candidate holding the answer
+    (label True) should outscore one that does not. Per question, every positive is paired
+    with up to `negatives` random negatives; questions with no positive or no negative are
+    skipped. Learns ranking, not calibration."""
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for x, y in zip(features, labels, strict=True):
+        if not y.any() or y.all():
+            continue
+        pos, neg = x[y], x[~y]
+        neg = neg[rng.permutation(len(neg))[:negatives]]
+        diffs.append((pos[:, None, :] - neg[None, :, :]).reshape(-1, x.shape[1]))
+    X = np.concatenate(diffs)
+    X = np.concatenate([X, -X])
+    w, _ = logistic_regression(X, np.concatenate([np.ones(len(X) // 2), np.zeros(len(X) // 2)]), C=1.0)
+    return w
