@@ -402,6 +402,23 @@ def test_logistic_regression_reaches_the_regularised_optimum():
         assert b > 0.5
 
 
+def test_pairwise_weights_learn_what_ranks_the_answer_first():
+    from rag.fitting import pairwise_weights
+
+    rng = np.random.default_rng(0)
+    feats, labels = [], []
+    for _ in range(200):  # 8 candidates per question; the answer has the highest feature 0, feature 1 is noise
+        x = rng.normal(size=(8, 2))
+        y = np.zeros(8, bool)
+        y[np.argmax(x[:, 0])] = True
+        feats.append(x)
+        labels.append(y)
+    feats.append(rng.normal(size=(5, 2)))  # a question without an answer among its candidates: skipped
+    labels.append(np.zeros(5, bool))
+    w = pairwise_weights(feats, labels)
+    assert w[0] > 1.0 and abs(w[1]) < 0.3 * w[0]
+
+
 # ================================================================ runner
 def tiny_items(settings: Settings):
     return load_gold(write_gold(settings.project_root / "gold.jsonl"), settings.project_root)
