@@ -288,15 +288,11 @@ def main() -> int:
 def write_calibration(index, items: list[Item], max_wrong: float, model_id: str) -> None:
     """Fit the shipped model on every question variant (the scorer's shipped weights) and store it."""
     model = fit_model(*training_set(index, items, index.sentence_weights), max_wrong)
-    path = ROOT / "rag" / "calibration.json"
-    data = json.loads(path.read_text("utf-8"))
-    data[model_id]["answerability"] = model.to_dict() | {
+    br.write_tuning(model_id, {"answerability": model.to_dict() | {
         "source": "eval/bench_answerability.py: fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc and xquad.en "
                   f"questions over the pooled index, in corpus and out of corpus ({len(items)} question variants); "
                   f"thresholds per language pair at most {max_wrong:.0%} wrong abstentions",
-        "calibrated_at": time.strftime("%Y-%m-%d")}
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", "utf-8")
-    print(f"wrote the answerability model to {path} (thresholds: {model.thresholds})", file=sys.stderr)
+        "calibrated_at": time.strftime("%Y-%m-%d")}})
 
 
 if __name__ == "__main__":

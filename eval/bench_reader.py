@@ -20,7 +20,6 @@ rag/calibration.json.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -162,15 +161,11 @@ def main() -> int:
     if args.write_calibration:
         w = pairwise_weights(rows, labels)
         reader = rd.Reader({"bias": 0.0} | {f: float(v) for f, v in zip(rd.ALL_FEATURES, w, strict=True)}, args.top_k)
-        path = ROOT / "rag" / "calibration.json"
-        data = json.loads(path.read_text("utf-8"))
-        data[args.model]["reader"] = reader.to_dict() | {
+        ba.br.write_tuning(args.model, {"reader": reader.to_dict() | {
             "source": "eval/bench_reader.py: pairwise weights over the scorer's features and the two MaxSim features, "
                       f"fitted on the answerable questions of xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc and xquad.en "
                       f"({len(items)}) over the pooled index",
-            "calibrated_at": time.strftime("%Y-%m-%d")}
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", "utf-8")
-        print(f"wrote the reader to {path}", file=sys.stderr)
+            "calibrated_at": time.strftime("%Y-%m-%d")}})
     return 0
 
 

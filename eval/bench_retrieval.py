@@ -198,6 +198,17 @@ def fit_weights(cands: list[Candidates]) -> dict:
     return {"bias": 0.0} | {f: float(v) for f, v in zip(FEATURES, w, strict=True)}
 
 
+def write_tuning(model_id: str, values: dict) -> Path:
+    """Store fitted values for a model in rag/calibration.json, dated, keeping the model's other
+    entries (the scorer's, the answerability model's and the reader's are fitted by three scripts)."""
+    path = ROOT / "rag" / "calibration.json"
+    data = json.loads(path.read_text("utf-8"))
+    data[model_id] = data.get(model_id, {}) | values | {"calibrated_at": time.strftime("%Y-%m-%d")}
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(f"wrote {', '.join(values)} for {model_id} to {path}", file=sys.stderr)
+    return path
+
+
 def calibrate(evidence: list[float], impossible: list[bool], max_wrong: float = 1.0) -> dict:
     """rag.metrics.best_threshold (abstain when evidence < threshold, at most `max_wrong`
     wrong abstentions), as a row for the table and rag/calibration.json."""
@@ -286,14 +297,10 @@ def main() -> int:
                 ["criterion"] + list(cal), [["max F1"] + list(free.values()),
                                             [f"max F1, wrong abstentions ≤ {args.max_wrong:.0%} (shipped)"] + list(cal.values())]))
     if args.write_calibration:
-        f = ROOT / "rag" / "calibration.json"
-        data = json.loads(f.read_text("utf-8"))
-        data[args.model] = cal | {"sentence_weights": weights, "sentence_margin": args.margin,
-                                  "source": "eval/bench_retrieval.py: weights fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc; "
-                                            "threshold maximises abstention F1 on persianqa (930 questions, 279 unanswerable)",
-                                  "calibrated_at": time.strftime("%Y-%m-%d")}
-        f.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        print(f"wrote {f}", file=sys.stderr)
+        write_tuning(args.model, cal | {
+            "sentence_weights": weights, "sentence_margin": args.margin,
+            "source": "eval/bench_retrieval.py: weights fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc; "
+                      "threshold maximises abstention F1 on persianqa (930 questions, 279 unanswerable)"})
 
     if args.sweep:
         sweep(index, aq, av, cands, weights, settings)
