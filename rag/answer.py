@@ -325,5 +325,8 @@ def abstention_rule(index: Index, settings: Settings) -> str:
         return "never (no threshold)" if t is None else f"best sentence score below {t:.4f}"
     if settings.abstain_threshold is not None:
         return f"answerability log-odds below {settings.abstain_threshold:.4f} (set explicitly)"
+    if index.calibration.get("answerability_threshold") is not None:
+        return (f"answerability log-odds below {index.calibration['answerability_threshold']:.4f} "
+                "(calibrated on this index by rag eval --calibrate)")
     pairs = ", ".join(f"{p} {t:.2f}" for p, t in sorted(model.thresholds.items()))
     return f"answerability log-odds below the threshold of the language pair ({pairs})"

@@ -94,3 +94,9 @@ def test_answerability_off_and_explicit_threshold_override(tiny_engine):
     assert not explicit.abstained and explicit.threshold == -50.0
     tiny_engine.index.calibration["answerability_threshold"] = -60.0  # `rag eval --calibrate` on this index
     assert tiny_engine.ask(question, settings=s).threshold == -60.0
+    from rag.answer import abstention_rule
+
+    assert "-60.0000 (calibrated on this index" in abstention_rule(tiny_engine.index, s)
+    del tiny_engine.index.calibration["answerability_threshold"]
+    assert abstention_rule(tiny_engine.index, s).endswith("threshold of the language pair (* 100.00)")
+    assert "set explicitly" in abstention_rule(tiny_engine.index, s.replace(abstain_threshold=-50.0))
