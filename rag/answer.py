@@ -178,15 +178,17 @@ def local_weights(q_set: set[str], sentence_sets: list[set[str]], df: dict[str, 
     return out
 
 
-def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str,
-                    settings: Settings, weights: dict | None = None) -> list[tuple[float, int, Hit]]:
-    """(score, sentence index, hit) for the sentences of the top passages, best first.
+def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str, settings: Settings,
+                    weights: dict | None = None) -> tuple[list[tuple[float, int, Hit]], dict[int, np.ndarray]]:
+    """(score, sentence index, hit) for the sentences of the top passages, best first, and
+    each one's row of FEATURES by sentence index (what the reader re-reads).
 
     The score is linear in FEATURES; the weights are fitted on the dev sets for the
     model (rag/calibration.json) and fall back to cosine + lexical overlap.
     """
     feats, refs = sentence_features(index, hits, q_vec, question, settings.answer_passages)
-    return rank(feats, refs, weights or index.sentence_weights or DEFAULT_WEIGHTS)
+    rows = {j: f for (j, _), f in zip(refs, feats, strict=True)}
+    return rank(feats, refs, weights or index.sentence_weights or DEFAULT_WEIGHTS), rows
 
 
 def rank(feats: np.ndarray, refs: list[tuple[int, Hit]], weights: dict) -> list[tuple[float, int, Hit]]:
@@ -267,15 +269,14 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     k = k or settings.k
     hits = retrieve_for_answer(index, question, q_vec, settings, mode, k)
     t2 = time.perf_counter()
-    feats, refs = sentence_features(index, hits, q_vec, question, settings.answer_passages)
-    scored = rank(feats, refs, index.sentence_weights or DEFAULT_WEIGHTS)
+    scored, rows = score_sentences(index, hits, q_vec, question, settings)
     evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
     abstained = not scored or (threshold is not None and evidence < threshold)
     t_read = time.perf_counter()
     if not abstained and reader is not None:
         from rag.reader import read
 
-        scored = read(reader, embedder, index, scored, {j: f for (j, _), f in zip(refs, feats, strict=True)}, q_tokens)
+        scored = read(reader, embedder, index, scored, rows, q_tokens)
     t_read = time.perf_counter() - t_read
     citations: list[Citation] = []
     parts: list[str] = []

@@ -13,7 +13,7 @@ def _features(engine, question):
     index = engine.index
     q_vec = engine.embedder.embed_queries([question])[0]
     hits = retrieve_for_answer(index, question, q_vec, engine.settings)
-    scored = score_sentences(index, hits, q_vec, question, engine.settings)
+    scored, _ = score_sentences(index, hits, q_vec, question, engine.settings)
     return ab.question_features(index, hits, scored, q_vec, question, "fa"), scored
 
 
@@ -89,7 +89,7 @@ def test_answerability_off_and_explicit_threshold_override(tiny_engine):
     assert tiny_engine.ask(question, settings=s).abstained
     off = tiny_engine.ask(question, settings=s.replace(answerability="off"))  # the scorer's threshold: none here
     assert not off.abstained and off.evidence == pytest.approx(score_sentences(
-        tiny_engine.index, off.hits, tiny_engine.embedder.embed_queries([question])[0], question, s)[0][0], abs=1e-6)
+        tiny_engine.index, off.hits, tiny_engine.embedder.embed_queries([question])[0], question, s)[0][0][0], abs=1e-6)
     explicit = tiny_engine.ask(question, settings=s.replace(abstain_threshold=-50.0))
     assert not explicit.abstained and explicit.threshold == -50.0
     tiny_engine.index.calibration["answerability_threshold"] = -60.0  # `rag eval --calibrate` on this index

@@ -30,12 +30,8 @@ def test_the_reader_reorders_only_the_top_candidates(tiny_engine):
     index = tiny_engine.index
     q_vecs, q_tokens = tiny_engine.embedder.embed_queries_with_tokens([question])
     hits = retrieve_for_answer(index, question, q_vecs[0], tiny_engine.settings)
-    scored = score_sentences(index, hits, q_vecs[0], question, tiny_engine.settings)
+    scored, rows = score_sentences(index, hits, q_vecs[0], question, tiny_engine.settings)
     assert len(scored) >= 3
-    from rag.answer import sentence_features
-
-    feats, refs = sentence_features(index, hits, q_vecs[0], question, tiny_engine.settings.answer_passages)
-    rows = {j: f for (j, _), f in zip(refs, feats, strict=True)}
     reader = rd.Reader({f: 0.0 for f in rd.ALL_FEATURES} | {"maxsim_question": 1.0}, top_k=2)
     read = rd.read(reader, tiny_engine.embedder, index, scored, rows, q_tokens[0])
     assert {j for _, j, _ in read} == {j for _, j, _ in scored[:2]}  # only the top 2, re-ordered
