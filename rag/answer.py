@@ -46,10 +46,17 @@ class Citation:
     passage_id: str
     passage_start: int
     passage_end: int
+    date: str = ""  # the document's date (ISO), "" when unknown
+    page: int | None = None  # the page the sentence starts on, for paged documents (PDF)
 
     def to_dict(self) -> dict:
         return {"n": self.n, "doc_id": self.doc_id, "source": self.source, "title": self.title,
-                "start": self.start, "end": self.end, "text": self.text}
+                "start": self.start, "end": self.end, "text": self.text, "date": self.date, "page": self.page}
+
+    @property
+    def where(self) -> str:
+        """The source as a citation names it: 'corpus/a.pdf, p. 3, 2025-06-14'."""
+        return ", ".join(x for x in (self.source, f"p. {self.page}" if self.page else "", self.date) if x)
 
 
 @dataclass(frozen=True)
@@ -331,8 +338,10 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
         for n, (_, j, h) in enumerate(select(scored, index, settings), start=1):
             doc = index.documents[h.passage.doc_id]
             s, e = int(index.sent_start[j]), int(index.sent_end[j])
+            page_at = getattr(doc, "page_at", None)
             citations.append(Citation(n, doc.id, doc.source, doc.title, s, e, doc.text[s:e],
-                                      h.passage.id, h.passage.start, h.passage.end))
+                                      h.passage.id, h.passage.start, h.passage.end, doc.date,
+                                      page_at(s) if page_at else None))
             parts.append(f"{doc.text[s:e]} [{n}]")
     text = " ".join(parts) if parts else NO_ANSWER.get(lang, NO_ANSWER["en"])
     t3 = time.perf_counter()

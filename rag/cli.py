@@ -30,7 +30,7 @@ def _print_answer(ans, index, as_json: bool) -> None:
         return
     print(ans.text)
     for c in ans.citations:
-        print(f"  [{c.n}] {c.title} — {c.source} [{c.start}:{c.end}]")
+        print(f"  [{c.n}] {c.title} — {c.where} [{c.start}:{c.end}]")
     if ans.abstained and ans.hits:
         print("  closest passages:")
         for h in ans.hits[:3]:

@@ -165,3 +165,20 @@ def test_eval_dialogues_cli_writes_a_report(seed_project, tmp_path):
     assert [t["turn"] for t in results["turns"]] == [1, 2]
     assert results["turns"][1]["judgement"] is not None
     assert (out / "report.md").read_text("utf-8").startswith("# Dialogue evaluation")
+
+
+def test_citations_carry_the_documents_date(tiny_project):
+    from rag.embedding import HashEmbedder
+    from rag.engine import Engine
+
+    (tiny_project.corpus_dir / "dated.jsonl").write_text(json.dumps(
+        {"title": "Snow", "text": "Geneva airport closed for three hours because of heavy snow.", "date": "2025-01-14"})
+        + "\n", "utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    engine.build()
+    ans = engine.ask("Geneva airport closed snow hours")
+    dated = [c for c in ans.citations if c.source.endswith("dated.jsonl#1")]
+    assert dated and dated[0].date == "2025-01-14" and dated[0].to_dict()["date"] == "2025-01-14"
+    assert dated[0].where.endswith(", 2025-01-14")
+    undated = [c for c in ans.citations if c.source.endswith(".md")]
+    assert all(c.date == "" and c.where == c.source for c in undated)
