@@ -305,11 +305,13 @@ def embed_questions(index: Index, embedder: Embedder, questions: list[str], sett
 
 def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
            mode: str | None = None, k: int | None = None, *, embedded: tuple | None = None,
-           prefer: Collection[str] = ()) -> Answer:
+           prefer: Collection[str] = (), search: tuple[str, np.ndarray] | None = None) -> Answer:
     """Answer from the index's sentences, with citations, or abstain.
 
     `embedded`: the question's (vector, token states) from `embed_questions`, when already
-    computed; `prefer`: documents whose passages retrieval boosts (see retrieve_for_answer)."""
+    computed; `prefer`: documents whose passages retrieval boosts (see retrieve_for_answer);
+    `search`: (text, vector) to retrieve passages with instead of the question's (a
+    follow-up searches with the conversation, and reads the sentences with its own words)."""
     t0 = time.perf_counter()
     question = check_question(question)
     mode = mode or settings.mode
@@ -320,7 +322,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
         reader = None
     t1 = time.perf_counter()
     k = k or settings.k
-    hits = retrieve_for_answer(index, question, q_vec, settings, mode, k, prefer)
+    s_text, s_vec = search if search is not None else (question, q_vec)
+    hits = retrieve_for_answer(index, s_text, s_vec, settings, mode, k, prefer)
     t2 = time.perf_counter()
     scored, rows = score_sentences(index, hits, q_vec, question, settings)
     evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
