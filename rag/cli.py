@@ -80,6 +80,8 @@ def cmd_index(args) -> int:
         print(f"indexed {report.documents} documents → {report.passages} passages, {report.sentences} sentences "
               f"({report.embedded_sentences} sentences embedded, "
               f"{report.reused} reused) in {report.seconds:.1f} s → {engine.settings.relative(report.path)}")
+        for note in report.notes:
+            print(f"note: {note}")
         if report.skipped:
             print(f"skipped {len(report.skipped)} file(s): " + "; ".join(f"{s.source} ({s.reason})" for s in report.skipped))
     return 0

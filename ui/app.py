@@ -66,6 +66,8 @@ def run_build(engine: Engine, label: str) -> BuildReport | None:
                       state="complete", expanded=False)
     for s in report.skipped:
         st.warning(f"Skipped {s.source}: {s.reason}")
+    for note in report.notes:  # the corpus reader's fallbacks and the boilerplate rule (library text)
+        st.info(note)
     return report
 
 

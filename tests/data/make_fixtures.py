@@ -1,0 +1,143 @@
+"""Rebuild the document fixtures under tests/data/ from the articles in articles.py.
+
+    python tests/data/make_fixtures.py          # pages/, pdf/, docx/, feed/ and labels.json
+
+Saved news pages are rendered with six page layouts (dates in a meta tag, a <time>
+element, JSON-LD, or only as visible text; "read also" links inside the body; an old table layout; menus, related links, comment forms, footers
+around the article). PDFs are written with fpdf2, whose text shaping (HarfBuzz) produces
+Arabic-script PDFs as real tools do; Word files with python-docx. Output is deterministic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from rag.formats.dates import jalali_to_gregorian  # noqa: E402
+from tests.data.articles import ARTICLES, FURNITURE  # noqa: E402
+
+FA_MONTHS = ["فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان", "آذر", "دی", "بهمن", "اسفند"]
+AR_MONTHS = ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر"]
+FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+AR_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+
+
+def to_jalali(d: dt.date) -> tuple[int, int, int]:
+    for jy in (d.year - 622, d.year - 621):
+        for jm in range(1, 13):
+            for jd in range(1, 32 if jm <= 6 else 31):
+                try:
+                    if jalali_to_gregorian(jy, jm, jd) == d:
+                        return jy, jm, jd
+                except ValueError:
+                    continue
+    raise ValueError(d)
+
+
+def visible_date(a: dict) -> str:
+    d = dt.date.fromisoformat(a["date"])
+    if a["lang"] == "fa":
+        jy, jm, jd = to_jalali(d)
+        return f"{jd} {FA_MONTHS[jm - 1]} {jy} - 10:30".translate(FA_DIGITS)
+    if a["lang"] == "ar":
+        return f"{d.day} {AR_MONTHS[d.month - 1]} {d.year}".translate(AR_DIGITS)
+    return d.strftime("%-d %B %Y")
+
+
+def esc(s: str) -> str:
+    return html.escape(s, quote=True)
+
+
+def page(a: dict, layout: int) -> str:
+    f = FURNITURE[a["lang"]]
+    rtl = a["lang"] in ("fa", "ar")
+    iso = a["date"] + "T10:30:00+03:30" if a["lang"] == "fa" else a["date"] + "T08:00:00+00:00"
+    url = f"https://news.example/{a['lang']}/{a['id']}"
+    menu = "".join(f'<li><a href="/{i}">{esc(m)}</a></li>' for i, m in enumerate(f["menu"]))
+    related = "".join(f'<li><a href="/r{i}">{esc(r)}</a></li>' for i, r in enumerate(f["related"]))
+    most = "".join(f'<li><a href="/m{i}">{esc(r)}</a></li>' for i, r in enumerate(f["most_read"]))
+    body = "\n".join(f"<p>{esc(p)}</p>" for p in a["body"])
+    labels = f["comment_labels"]
+    comments = (f'<section class="comments" id="comments"><h3>{esc(f["comments_title"])}</h3>'
+                f'<div class="comment"><span class="author">user42</span><p>{esc(f["comments"][0])}</p></div>'
+                f'<form action="/comment" method="post"><label>{esc(labels[0])}</label><input name="n">'
+                f'<label>{esc(labels[1])}</label><input name="e"><textarea name="c"></textarea>'
+                f'<button type="submit">{esc(labels[2])}</button></form></section>')
+    head_meta = ""
+    date_html = f'<span class="date">{esc(visible_date(a))}</span>'
+    if layout == 0:
+        head_meta = f'<meta property="article:published_time" content="{iso}">'
+    elif layout == 1:
+        date_html = f'<time datetime="{iso}">{esc(visible_date(a))}</time>'
+    elif layout == 2:
+        ld = {"@context": "https://schema.org", "@type": "NewsArticle", "headline": a["title"], "datePublished": iso,
+              "author": {"@type": "Person", "name": "Newsroom"}}
+        head_meta = f'<script type="application/ld+json">{json.dumps(ld, ensure_ascii=False)}</script>'
+    elif layout == 3:
+        date_html = f'<div class="news-date">{esc(visible_date(a))}</div>'
+    else:  # 4, 5: a labelled date line in the page's own digits
+        date_html = f'<p class="meta">{esc(f["published"])} {esc(visible_date(a))}</p>'
+    head = (f'<head><meta charset="utf-8"><title>{esc(a["title"])} | {esc(f["footer"][:20])}</title>'
+            f'<link rel="canonical" href="{url}">{head_meta}<style>body{{font-family:sans-serif}}</style>'
+            f'<script>var ads = [];</script></head>')
+    share = f'<div class="share"><span>{esc(f["share"])}</span><a href="#">X</a><a href="#">Telegram</a></div>'
+    newsletter = f'<aside class="newsletter"><p>{esc(f["newsletter"])}</p><input type="email"></aside>'
+    aside = (f'<aside class="sidebar"><h3>{esc(f["most_read_title"])}</h3><ul>{most}</ul></aside>')
+    rel = f'<div class="related"><h3>{esc(f["related_title"])}</h3><ul>{related}</ul></div>'
+    footer = f'<footer><p>{esc(f["footer"])}</p></footer>'
+    if layout == 4:  # "read also" links inside the body, several reader comments
+        paras = [f"<p>{esc(p)}</p>" for p in a["body"]]
+        paras.insert(2, f'<div class="read-also"><b>{esc(f["read_also"])}</b> <a href="/r0">{esc(f["related"][0])}</a></div>')
+        more = "".join(f'<div class="user-opinion"><b>user{i}</b><p>{esc(c)}</p></div>' for i, c in enumerate(f["comments"] * 3))
+        main = (f'<div class="story"><h2>{esc(a["title"])}</h2>{date_html}{"".join(paras)}{share}</div>'
+                f'<div class="opinions"><h4>{esc(f["comments_title"])}</h4>{more}'
+                f'<form><input placeholder="{esc(labels[0])}"><button>{esc(labels[2])}</button></form>'
+                f'<span>{esc(labels[1])}</span></div>{rel}')
+    elif layout == 5:  # an old table layout: menu, article and widgets in cells
+        main = (f'<table width="100%"><tr><td class="right">{aside}{newsletter}</td>'
+                f'<td class="center"><h2>{esc(a["title"])}</h2>{date_html}{body}{share}{rel}{comments}</td></tr></table>')
+        aside = ""
+    elif layout in (0, 2):
+        main = (f'<article><h1>{esc(a["title"])}</h1>{date_html}<div class="body">{body}</div>{share}</article>'
+                f'{rel}{comments}')
+    else:  # no <article>: the body is one div among many
+        main = (f'<div class="breadcrumb"><a href="/">{esc(f["menu"][0])}</a> › <a href="/1">{esc(f["menu"][1])}</a></div>'
+                f'<div class="news"><h1 class="headline">{esc(a["title"])}</h1>{date_html}'
+                f'<div class="news-body">{body}</div>{share}</div>{newsletter}{rel}{comments}')
+    return (f'<!DOCTYPE html><html lang="{a["lang"]}"{" dir=rtl" if rtl else ""}>{head}<body>'
+            f'<header><nav><ul>{menu}</ul></nav></header><main>{main}</main>{aside}{footer}</body></html>\n')
+
+
+def noise(a: dict) -> list[str]:
+    """What surrounds the article on its page (extraction should drop it)."""
+    f = FURNITURE[a["lang"]]
+    return [*f["menu"], f["related_title"], *f["related"], f["most_read_title"], *f["most_read"],
+            f["comments_title"], *f["comment_labels"], *f["comments"], f["share"], f["footer"], f["newsletter"],
+            f["read_also"]]
+
+
+def make_pages(out: Path) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    labels = []
+    for n, a in enumerate(ARTICLES):
+        name = f"{a['id']}.html"
+        (out / name).write_text(page(a, n % 6), "utf-8")
+        labels.append({"file": f"pages/{name}", "lang": a["lang"], "layout": n % 6, "title": a["title"],
+                       "date": a["date"], "article": a["body"], "noise": noise(a)})
+    return labels
+
+
+def main() -> None:
+    labels = {"pages": make_pages(HERE / "pages")}
+    (HERE / "labels.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1) + "\n", "utf-8")
+    print(f"wrote {sum(len(v) for v in labels.values())} labelled fixtures under {HERE}")
+
+
+if __name__ == "__main__":
+    main()
