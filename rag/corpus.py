@@ -267,15 +267,17 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
 
 
 def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: int = MAX_FILE_BYTES,
-                on_progress: OnProgress | None = None) -> CorpusLoad:
-    """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id.
+                on_progress: OnProgress | None = None, boilerplate: bool = True) -> CorpusLoad:
+    """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id,
+    without the lines repeated across many documents (`rag.boilerplate`; `boilerplate=False`
+    keeps them).
 
     `on_progress("reading", done, total)` reports the files read so far."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus_dir}")
     root = Path(project_root or corpus_dir.parent).resolve()
-    docs: dict[str, Document] = {}
+    found_all: list[Document] = []
     skipped: list[Skipped] = []
     paths = [p for p in sorted(corpus_dir.rglob("*"))
              if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)]
@@ -295,15 +297,22 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
             skipped.append(Skipped(source, str(e) or type(e).__name__))
             continue
         skipped.extend(bad)
-        for doc in found:
-            if doc.id in docs:
-                skipped.append(Skipped(doc.source, f"duplicate of {docs[doc.id].source}"))
-            else:
-                docs[doc.id] = doc
+        found_all.extend(found)
     if on_progress is not None:
         on_progress("reading", len(paths), len(paths))
     notes = [f"{d.source}: no article found by trafilatura; indexed the page's visible text (menus and all)"
-             for d in docs.values() if d.extractor == "html visible text"]
+             for d in found_all if d.extractor == "html visible text"]
+    if boilerplate:
+        from rag.boilerplate import remove_boilerplate
+
+        found_all, report = remove_boilerplate(found_all)
+        notes.append(report.note())
+    docs: dict[str, Document] = {}
+    for doc in found_all:
+        if doc.id in docs:
+            skipped.append(Skipped(doc.source, f"duplicate of {docs[doc.id].source}"))
+        else:
+            docs[doc.id] = doc
     return CorpusLoad(list(docs.values()), skipped, notes)
 
 
