@@ -114,10 +114,23 @@ def bench_pages(labels: list[dict]) -> None:
                              "right", "ms"], detail))
 
 
+def bench_docx(labels: list[dict]) -> None:
+    rows = []
+    for lab in labels:
+        d = read_file(DATA / lab["file"], lab["file"])[0][0]
+        rows.append([lab["file"], lab["lang"], kept_share(lab["article"], d.text),
+                     f"{sum(r in d.text.split(chr(10)) for r in lab['table_rows'])}/{len(lab['table_rows'])}",
+                     "yes" if d.title == lab["title"] else "NO", d.date or "—",
+                     "yes" if d.date[:10] == lab["date"] else "NO"])
+    print(table("Word files (python-docx)", ["file", "lang", "article kept", "table rows", "title right", "date",
+                                             "date right"], rows))
+
+
 def main() -> None:
     labels = json.loads((DATA / "labels.json").read_text("utf-8"))
     print(cpu_flags_line())
     bench_pages(labels["pages"])
+    bench_docx(labels["docx"])
 
 
 if __name__ == "__main__":

@@ -133,8 +133,52 @@ def make_pages(out: Path) -> list[dict]:
     return labels
 
 
+def make_docx(out: Path) -> list[dict]:
+    """One Word file per language: Title style, a heading, the body, a table, a fixed date."""
+    import docx
+
+    out.mkdir(parents=True, exist_ok=True)
+    labels = []
+    for a, rows in ((ARTICLES[1], [["ایستگاه", "طول خط (کیلومتر)"], ["میدان صنعت", "۲۷"]]),
+                    (ARTICLES[6], [["الدورة", "الزوار"], ["السادسة والخمسون", "خمسة ملايين"]]),
+                    (ARTICLES[10], [["Seats", "Books"], ["600", "400,000"]])):
+        d = docx.Document()
+        d.core_properties.created = dt.datetime(2023, 1, 1, 9, 0)  # the file's date: the date line wins
+        d.core_properties.author = "Newsroom"
+        d.add_paragraph(a["title"], style="Title")
+        d.add_paragraph(visible_date(a))
+        d.add_paragraph(a["body"][0])
+        d.add_heading({"fa": "جزئیات", "ar": "التفاصيل", "en": "Details"}[a["lang"]], level=2)
+        for p in a["body"][1:]:
+            d.add_paragraph(p)
+        t = d.add_table(rows=len(rows), cols=2)
+        for r, row in enumerate(rows):
+            for c, cell in enumerate(row):
+                t.cell(r, c).text = cell
+        name = f"{a['id']}.docx"
+        d.save(out / name)
+        _fix_zip_dates(out / name)
+        labels.append({"file": f"docx/{name}", "lang": a["lang"], "title": a["title"], "date": a["date"],
+                       "article": a["body"], "table_rows": [" | ".join(r) for r in rows]})
+    return labels
+
+
+def _fix_zip_dates(path: Path) -> None:
+    """Rewrite a zip (docx) with fixed member dates and a fixed modified date, so a rebuild is byte-identical."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        members = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"<dcterms:modified[^>]*>[^<]*</dcterms:modified>", b"", data)
+            z.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
+
+
 def main() -> None:
-    labels = {"pages": make_pages(HERE / "pages")}
+    labels = {"pages": make_pages(HERE / "pages"), "docx": make_docx(HERE / "docx")}
     (HERE / "labels.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1) + "\n", "utf-8")
     print(f"wrote {sum(len(v) for v in labels.values())} labelled fixtures under {HERE}")
 
