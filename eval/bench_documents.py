@@ -126,11 +126,45 @@ def bench_docx(labels: list[dict]) -> None:
                                              "date right"], rows))
 
 
+def bench_pdfs(labels: list[dict]) -> None:
+    from rag.formats.pdf import extract, extract_pdfium
+
+    rows = []
+    for lab in labels:
+        data = (DATA / lab["file"]).read_bytes()
+        if not lab["pages"]:
+            try:
+                read = extract(data)
+                verdict = f"indexed {len(read.page_texts)} page(s)?"
+            except Exception as e:  # noqa: BLE001 - the expected refusal is printed
+                verdict = str(e)
+            rows.append([lab["file"], "—", "—", "—", "—", "—", verdict[:60]])
+            continue
+        want = [squash(" ".join(p)) for p in lab["pages"]]
+        t0 = time.perf_counter()
+        plumber = read_file(DATA / lab["file"], lab["file"])[0][0]
+        ms = (time.perf_counter() - t0) * 1000
+        got = [squash(plumber.text[a:b]) for a, b in zip(plumber.pages, [*plumber.pages[1:], len(plumber.text)],
+                                                         strict=True)]
+        t0 = time.perf_counter()
+        pdfium = [squash(t) for t in extract_pdfium(data)]
+        ms_pdfium = (time.perf_counter() - t0) * 1000
+        sim = lambda a, b: difflib.SequenceMatcher(None, " ".join(a), " ".join(b), autojunk=False).ratio()  # noqa: E731
+        rows.append([lab["file"], lab["lang"], lab["columns"],
+                     f"{'yes' if got == want else 'NO'} ({sim(got, want):.3f})",
+                     f"{'yes' if pdfium == want else 'NO'} ({sim(pdfium, want):.3f})",
+                     f"{len(plumber.pages)}/{len(want)}", f"{plumber.date[:10] == lab['date']} · {ms:.0f} / {ms_pdfium:.0f} ms"])
+    print(table("PDFs: page text equal to what was written, after repair (similarity)",
+                ["file", "lang", "columns", "pdfplumber (rag)", "pypdfium2", "pages", "date right · ms plumber / pdfium"],
+                rows))
+
+
 def main() -> None:
     labels = json.loads((DATA / "labels.json").read_text("utf-8"))
     print(cpu_flags_line())
     bench_pages(labels["pages"])
     bench_docx(labels["docx"])
+    bench_pdfs(labels["pdf"])
 
 
 if __name__ == "__main__":

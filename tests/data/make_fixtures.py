@@ -177,8 +177,72 @@ def _fix_zip_dates(path: Path) -> None:
             z.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
 
 
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core: Arabic glyphs
+
+
+def _pdf(a: dict):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_creation_date(dt.datetime.fromisoformat(a["date"] + "T09:00:00+00:00"))
+    pdf.set_title(a["title"])
+    pdf.add_font("dejavu", fname=str(FONT))
+    pdf.set_font("dejavu", size=12)
+    pdf.set_text_shaping(True)  # HarfBuzz: contextual forms, lam-alef ligatures, right-to-left runs
+    return pdf
+
+
+def make_pdfs(out: Path) -> list[dict]:
+    """Persian (two pages), Arabic and English articles in one column, a Persian one in two
+    columns, and an image-only PDF (no text layer)."""
+    out.mkdir(parents=True, exist_ok=True)
+    labels = []
+    for a, pages in ((ARTICLES[0], [[0, 1], [2]]), (ARTICLES[4], [[0, 1, 2]]), (ARTICLES[3], [[0, 1, 2]]),
+                     (ARTICLES[8], [[0, 1], [2]])):
+        rtl = a["lang"] in ("fa", "ar")
+        pdf = _pdf(a)
+        for n, paras in enumerate(pages):
+            pdf.add_page()
+            if n == 0:
+                pdf.multi_cell(0, 8, a["title"], align="R" if rtl else "L")
+                pdf.ln(4)
+            for i in paras:
+                pdf.multi_cell(0, 7, a["body"][i], align="R" if rtl else "L")
+                pdf.ln(3)
+        name = f"{a['id']}.pdf"
+        pdf.output(str(out / name))
+        labels.append({"file": f"pdf/{name}", "lang": a["lang"], "columns": 1, "title": a["title"],
+                       "date": a["date"], "pages": [[a["title"]] * (n == 0) + [a["body"][i] for i in p]
+                                                    for n, p in enumerate(pages)]})
+    # two columns, right to left: the right column is read first
+    a = ARTICLES[2]
+    pdf = _pdf(a)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, a["title"], align="R")
+    pdf.ln(4)
+    top, width = pdf.get_y(), (pdf.epw - 10) / 2
+    pdf.set_xy(pdf.l_margin + width + 10, top)
+    for i in (0, 1):
+        pdf.set_x(pdf.l_margin + width + 10)
+        pdf.multi_cell(width, 7, a["body"][i], align="R")
+        pdf.ln(3)
+    pdf.set_xy(pdf.l_margin, top)
+    pdf.multi_cell(width, 7, a["body"][2], align="R")
+    name = f"{a['id']}_2col.pdf"
+    pdf.output(str(out / name))
+    labels.append({"file": f"pdf/{name}", "lang": "fa", "columns": 2, "title": a["title"], "date": a["date"],
+                   "pages": [[a["title"], *a["body"]]]})
+    # a scan: a page with a drawing and no text
+    pdf = _pdf(a)
+    pdf.add_page()
+    pdf.rect(20, 20, 100, 60, style="F")
+    pdf.output(str(out / "scan.pdf"))
+    labels.append({"file": "pdf/scan.pdf", "lang": "", "columns": 0, "title": "", "date": "", "pages": []})
+    return labels
+
+
 def main() -> None:
-    labels = {"pages": make_pages(HERE / "pages"), "docx": make_docx(HERE / "docx")}
+    labels = {"pages": make_pages(HERE / "pages"), "docx": make_docx(HERE / "docx"), "pdf": make_pdfs(HERE / "pdf")}
     (HERE / "labels.json").write_text(json.dumps(labels, ensure_ascii=False, indent=1) + "\n", "utf-8")
     print(f"wrote {sum(len(v) for v in labels.values())} labelled fixtures under {HERE}")
 
