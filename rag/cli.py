@@ -21,6 +21,7 @@ def _settings(args) -> Settings:
     return Settings.from_env(
         corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None), k=getattr(args, "k", None), mode=getattr(args, "mode", None),
+        since=getattr(args, "since", None), until=getattr(args, "until", None),
     )
 
 
@@ -30,7 +31,11 @@ def _print_answer(ans, index, as_json: bool) -> None:
         return
     print(ans.text)
     for c in ans.citations:
-        print(f"  [{c.n}] {c.title} — {c.source} [{c.start}:{c.end}]")
+        doc = index.documents.get(c.doc_id)
+        date = f" · {doc.date[:10]}" if doc is not None and doc.date else ""
+        page = doc.page_at(c.start) if doc is not None else None
+        where = f" p. {page}" if page else ""
+        print(f"  [{c.n}] {c.title}{date} — {c.source}{where} [{c.start}:{c.end}]")
     if ans.abstained and ans.hits:
         print("  closest passages:")
         for h in ans.hits[:3]:
@@ -160,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--k", type=int, help="passages to retrieve (default 5)")
     sp.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
     sp.add_argument("--json", action="store_true", help="one JSON object per answer")
+    sp.add_argument("--since", metavar="YYYY-MM-DD",
+                    help="only documents dated on or after this day (undated documents are left out)")
+    sp.add_argument("--until", metavar="YYYY-MM-DD",
+                    help="only documents dated on or before this day (undated documents are left out)")
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("model", help="fetch and verify the embedding model")

@@ -98,6 +98,7 @@ class Index:
     dup_of: np.ndarray  # index of the first passage with the same normalised text
     calibration: dict = field(default_factory=dict)
     _sent_ptr: np.ndarray | None = None
+    _date_masks: dict = field(default_factory=dict)  # (since, until) -> passages in range (rag.retrieval.date_mask)
 
     # ---------- queries over the stored data ----------
     def passage_sentences(self, i: int) -> range:
