@@ -92,6 +92,30 @@ def cmd_index(args) -> int:
     return 0
 
 
+def cmd_add(args) -> int:
+    from rag.feeds import add_feed
+
+    settings = _settings(args)
+    report = add_feed(args.feed, settings.corpus_dir, settings.index_dir)
+    built = None
+    if report.added and not args.no_index:
+        from rag.engine import Engine
+
+        with TerminalProgress(enabled=not args.json) as progress:
+            built = Engine(settings, on_progress=progress).build()
+    if args.json:
+        print(json.dumps(report.to_dict() | {"indexed": built.to_dict() if built else None}, ensure_ascii=False))
+        return 0
+    print(f"{len(report.added)} new item(s) added to {settings.relative(report.path)}, "
+          f"{len(report.known)} already in the corpus")
+    if report.from_feed:
+        print(f"{len(report.from_feed)} linked page(s) could not be read; the feed's own text was used: "
+              + " ".join(report.from_feed))
+    if built:
+        print(f"indexed {built.documents} documents ({built.embedded_sentences} sentences embedded)")
+    return 0
+
+
 def cmd_model(args) -> int:
     from rag.models import ensure_model
 
@@ -170,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--until", metavar="YYYY-MM-DD",
                     help="only documents dated on or before this day (undated documents are left out)")
     sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("add", help="add the new items of an RSS/Atom feed (a file or URL) and index them")
+    sp.add_argument("feed", help="feed file or http(s) URL")
+    common(sp)
+    sp.add_argument("--no-index", action="store_true", help="only add the items to the corpus folder")
+    sp.add_argument("--json", action="store_true", help="print what was added as JSON")
+    sp.set_defaults(func=cmd_add)
 
     sp = sub.add_parser("model", help="fetch and verify the embedding model")
     sp.add_argument("action", choices=["fetch"])
