@@ -56,7 +56,7 @@ class Citation:
     @property
     def where(self) -> str:
         """The source as a citation names it: 'corpus/a.pdf, p. 3, 2025-06-14'."""
-        return ", ".join(x for x in (self.source, f"p. {self.page}" if self.page else "", self.date) if x)
+        return ", ".join(x for x in (self.source, f"p. {self.page}" if self.page else "", self.date[:10]) if x)
 
 
 @dataclass(frozen=True)

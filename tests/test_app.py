@@ -176,7 +176,7 @@ def test_add_upload_refuses_bad_files_and_writes_nothing(tmp_path):
     with pytest.raises(UploadError, match="already in the corpus"):
         add_upload("copy.txt", b"Same text", corpus, tmp_path, known_ids={_id("Same text"): "corpus/orig.txt"})
     with pytest.raises(UploadError, match="not supported"):
-        add_upload("x.pdf", b"%PDF", corpus, tmp_path)
+        add_upload("x.odt", b"PK odt", corpus, tmp_path)  # .pdf and .docx are supported now
     assert list(corpus.iterdir()) == []
 
 

@@ -8,6 +8,9 @@ by every browser session; each session keeps its own chat and retrieval settings
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import date as _date
+
 import streamlit as st
 
 from rag import progress
@@ -66,6 +69,8 @@ def run_build(engine: Engine, label: str) -> BuildReport | None:
                       state="complete", expanded=False)
     for s in report.skipped:
         st.warning(f"Skipped {s.source}: {s.reason}")
+    for note in report.notes:  # the corpus reader's fallbacks and the boilerplate rule (library text)
+        st.info(note)
     return report
 
 
@@ -98,6 +103,7 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
         k = st.slider("Passages to retrieve (k)", 1, 20, value=s.k, key="k")
         mode = st.radio("Mode", MODES, index=MODES.index(s.mode), horizontal=True, key="mode",
                         help="hybrid: meaning and words; dense: meaning only; lexical: words only (BM25)")
+        date_filter(index)
 
         st.header("Add documents")
         for kind, text in st.session_state.pop("notices", []):
@@ -115,6 +121,28 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
         if st.button("Clear chat", key="clear", icon=":material/delete:", width="stretch"):
             st.session_state.turns = []
     return k, mode
+
+
+def date_filter(index: Index) -> None:
+    """The sidebar's date range (inclusive), kept in st.session_state["date_filter"] as
+    (since, until) ISO strings, or (None, None) when off; undated documents are left out while on."""
+    days = sorted(d.date[:10] for d in index.documents.values() if d.date)
+    st.session_state["date_filter"] = (None, None)
+    if not days:
+        return
+    if not st.toggle("Only documents dated in a range", key="date_on",
+                     help=f"{len(days)} of {len(index.documents)} documents have a date; undated ones are left out"):
+        return
+    first, last = _date.fromisoformat(days[0]), _date.fromisoformat(days[-1])
+    picked = st.date_input("Dates", value=(first, last), key="date_range")
+    picked = list(picked) if isinstance(picked, (list, tuple)) else [picked]
+    if picked and picked[0] is not None:
+        st.session_state["date_filter"] = (picked[0].isoformat(), picked[-1].isoformat())
+
+
+def with_date_filter(settings: Settings) -> Settings:
+    since, until = st.session_state.get("date_filter", (None, None))
+    return dataclasses.replace(settings, since=since, until=until)
 
 
 def add_files(engine: Engine, index: Index, files) -> None:
@@ -178,7 +206,7 @@ def ask(engine: Engine, question: str, k: int, mode: str) -> None:
     index = engine.index  # one snapshot: the answer and its snippets come from the same index
     try:
         with st.spinner("Searching the documents…"):
-            ans = answer(index, engine.embedder, query, engine.settings, mode=mode, k=k)
+            ans = answer(index, engine.embedder, query, with_date_filter(engine.settings), mode=mode, k=k)
     except QuestionError as e:
         with st.chat_message("assistant"):
             st.warning(str(e))
