@@ -125,18 +125,21 @@ def cmd_model(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from rag.index import Index
+    from rag.index import Index, index_files
     from rag.models import model_path, weights_hash
 
     settings = _settings(args)
-    idx = Index.load(settings.index_dir, settings, verify=args.verify)  # verify: every file re-hashed
+    idx = Index.load(settings.index_dir, settings, rehash=args.verify)  # --verify: every file re-hashed
     m = idx.manifest
     info = {"index": str(idx.path), "model": m["model"], "built_at": m["built_at"], "corpus": m["corpus"],
-            "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold(settings)}
+            "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold(settings),
+            "segments": [{k: seg[k] for k in ("name", "faiss", "documents", "passages", "sentences")}
+                         for seg in m["segments"]],
+            "deleted_documents": sum(len(v) for v in m.get("deleted", {}).values())}
     if args.verify:
         folder = model_path(settings.model, settings.models_dir)
         digest = weights_hash(folder, verify=True) if folder.is_dir() else "model not on disk"
-        info["verified"] = {"index_files": len(m["files"]), "model_weights_sha256": digest,
+        info["verified"] = {"index_files": len(index_files(settings.index_dir, m)), "model_weights_sha256": digest,
                             "model_matches_index": digest == m["model"]["sha256"]}
     print(json.dumps(info, ensure_ascii=False, indent=2))
     return 0

@@ -47,7 +47,10 @@ class Settings:
     # chunking (characters); passages must fit the model's 512-token window
     chunk_size: int = 800
     chunk_overlap: int = 0
-    faiss: Literal["flat", "hnsw"] = "flat"
+    # FAISS over sentence vectors: auto = exact (flat) below 100k sentences, IVF with 8-bit
+    # scalar quantisation above (rag/dense.py; chosen by eval/bench_scale.py); or flat, hnsw, ivf
+    faiss: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
+    faiss_probe: int = 0  # IVF lists / HNSW efSearch per query; 0 = the default (rag.dense)
 
     # retrieval
     k: int = 5
@@ -117,6 +120,10 @@ class Settings:
             object.__setattr__(self, name, value)
         if self.since and self.until and self.since > self.until:
             raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        if self.faiss not in ("auto", "flat", "hnsw", "ivf"):
+            raise ValueError(f"faiss must be auto, flat, hnsw or ivf, not {self.faiss!r}")
+        if self.faiss_probe < 0:
+            raise ValueError("faiss_probe must be >= 0")
         if self.dtype not in ("auto", *DTYPES):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
 

@@ -113,16 +113,7 @@ def dense_search(index: Index, q_vec: np.ndarray, k: int, mask: np.ndarray | Non
 
 
 def lexical_search(index: Index, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
-    q = tokens(query)
-    n = len(index.passages)
-    if not q or n == 0:
-        return []
-    docs, scores = index.lexical.retrieve([q], k=n if mask is not None else min(k, n), show_progress=False,
-                                          n_threads=1)
-    hits = [(int(i), float(s)) for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
-    if mask is not None:
-        hits = [(i, s) for i, s in hits if mask[i]][:k]
-    return hits
+    return index.lexical.search(tokens(query), k, mask)
 
 
 def _collapse(index: Index, ranked: list[int]) -> list[int]:

@@ -22,8 +22,15 @@ def test_save_load_round_trip(tiny_engine):
     m = loaded.manifest
     assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True, "dtype": "float32"}
     assert m["chunking"]["chunk_size"] == 800 and m["corpus"]["documents"] == 3
-    assert {"documents.jsonl", "passages.jsonl", "dense.faiss", "sentence_vectors.npy"} <= set(m["files"])
+    assert [seg["faiss"] for seg in m["segments"]] == ["flat"]  # auto: exact below 100k sentences
+    assert set(m["segments"][0]["files"]) == set(index_mod.SEGMENT_FILES)
+    assert loaded.sentence_vectors.dtype == np.float16
     assert (s.index_dir / "current").is_symlink()
+
+
+def _segment_file(s, name, n=0):
+    m = json.loads((s.index_dir / "current" / "manifest.json").read_text("utf-8"))
+    return s.index_dir / "segments" / m["segments"][n]["name"] / name
 
 
 def test_incremental_reindex_embeds_only_changes(tiny_engine):
@@ -63,14 +70,31 @@ def test_other_model_is_refused(tiny_engine):
         Index.load(s.index_dir, s.replace(model="embeddinggemma-300m"))
 
 
-@pytest.mark.parametrize("victim", ["dense.faiss", "sentence_vectors.npy", "documents.jsonl", "lexical/vocab.index.json"])
+@pytest.mark.parametrize("victim", ["dense.faiss", "sentence_vectors.npy", "documents.jsonl", "vocab.json", "lexical.npz"])
 def test_damaged_file_is_detected(tiny_engine, victim):
     s = tiny_engine.settings
-    f = s.index_dir / "current" / victim
+    f = _segment_file(s, victim)
     data = f.read_bytes()
     f.write_bytes(data[: len(data) // 2])
     with pytest.raises(IndexProblem, match=r"damaged: run `rag index`"):
         Index.load(s.index_dir, s, HashEmbedder(256))
+
+
+def test_damage_of_the_same_size_is_found_by_its_time_or_by_rehashing(tiny_engine):
+    """Loading trusts a file whose size and modification time are as written (as the model's
+    weights are trusted); a changed time makes it hash the file; rehash=True hashes all."""
+    import os
+
+    s = tiny_engine.settings
+    f = _segment_file(s, "passages.jsonl")
+    st = f.stat()
+    f.write_text(f.read_text("utf-8").replace('"start": 0', '"start": 1', 1), "utf-8")
+    with pytest.raises(IndexProblem, match="damaged"):
+        Index.load(s.index_dir, s, HashEmbedder(256))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # damage that keeps size and time
+    Index.load(s.index_dir, s, HashEmbedder(256))
+    with pytest.raises(IndexProblem, match="damaged"):
+        Index.load(s.index_dir, s, HashEmbedder(256), rehash=True)
 
 
 def test_edited_manifest_is_detected(tiny_engine):
@@ -86,13 +110,16 @@ def test_edited_manifest_is_detected(tiny_engine):
 
 
 def test_index_of_an_older_format_is_rebuilt_reusing_its_vectors(tiny_engine):
-    """Format 1 (passage vectors) → 2: `rag ask` says to re-index; `rag index` / `make run`
-    rebuilds without embedding any sentence again."""
+    """Format 2 (one folder per build, float32 vectors) → 3 (segments): `rag ask` says to
+    re-index; `rag index` / `make run` rebuilds without embedding any sentence again."""
     s = tiny_engine.settings
     f = s.index_dir / "current" / "manifest.json"
     m = json.loads(f.read_text("utf-8"))
-    f.write_text(json.dumps(m | {"format": 1}), "utf-8")
-    with pytest.raises(IndexProblem, match="has format 1.*run `rag index`"):
+    # the layout format 2 wrote: keys and float32 vectors in the build folder itself
+    (f.parent / "sentence_keys.json").write_bytes(_segment_file(s, "sentence_keys.json").read_bytes())
+    np.save(f.parent / "sentence_vectors.npy", np.load(_segment_file(s, "sentence_vectors.npy")).astype(np.float32))
+    f.write_text(json.dumps({k: v for k, v in m.items() if k not in ("segments", "deleted")} | {"format": 2}), "utf-8")
+    with pytest.raises(IndexProblem, match="has format 2.*run `rag index`"):
         Index.load(s.index_dir, s, HashEmbedder(256))
     engine = Engine(s, HashEmbedder(256))
     report = engine.ensure_index()
@@ -198,7 +225,8 @@ def test_builders_started_together_all_succeed(tmp_path):
     s = Settings(project_root=tmp_path, model="hash-256")
     assert len(Index.load(s.index_dir, s, HashEmbedder(256)).documents) == 15
     left = sorted(p.name for p in (s.index_dir / "builds").iterdir())
-    assert len(left) == 2 and not [n for n in left if n.startswith(".")], left
+    # the first build wrote the index, the others found it current and wrote nothing
+    assert len(left) == 1 and not [n for n in left if n.startswith(".")], left
 
 
 def test_a_second_builder_waits_or_fails_fast(tiny_engine):
