@@ -47,7 +47,7 @@ class Settings:
     # chunking (characters); passages must fit the model's 512-token window
     chunk_size: int = 800
     chunk_overlap: int = 0
-    # FAISS over sentence vectors: auto = exact (flat) below 100k sentences, IVF with 8-bit
+    # FAISS over sentence vectors: auto = exact (flat) below 50k sentences, IVF with 8-bit
     # scalar quantisation above (rag/dense.py; chosen by eval/bench_scale.py); or flat, hnsw, ivf
     faiss: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     faiss_probe: int = 0  # IVF lists / HNSW efSearch per query; 0 = the default (rag.dense)

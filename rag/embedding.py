@@ -90,9 +90,18 @@ class SentenceTransformerEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         prompt_kw = {"prompt_name": "document"} if self._doc_prompt else {}
-        with self._lock:
-            x = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                  show_progress_bar=False, **prompt_kw)
+        # the lock is taken batch by batch: a question asked while an update embeds waits for
+        # one batch, not for the whole call (longest texts first, as encode itself orders them)
+        texts = list(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        parts = []
+        for start in range(0, len(order), self.batch_size):
+            batch = [texts[i] for i in order[start:start + self.batch_size]]
+            with self._lock:
+                parts.append(self.model.encode(batch, batch_size=self.batch_size, convert_to_numpy=True,
+                                               show_progress_bar=False, **prompt_kw))
+        x = np.empty((len(texts), parts[0].shape[1]), dtype=parts[0].dtype)
+        x[order] = np.concatenate(parts)
         return _normalise_rows(x, self.dim)
 
     def _with_tokens(self, texts: list[str], prompt_name: str | None) -> list[dict]:

@@ -9,6 +9,9 @@ Builds are serialised across threads and processes by the index folder's build l
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+
 from rag import runtime
 from rag.answer import Answer, answer
 from rag.config import Settings
@@ -16,6 +19,26 @@ from rag.corpus import CorpusLoad, load_project_corpus
 from rag.embedding import Embedder, load_embedder
 from rag.index import BuildReport, Index, IndexProblem, build_index
 from rag.progress import OnProgress
+
+
+@dataclass
+class Build:
+    """A build running in the background (Engine.start_build): done once `thread` has ended,
+    with its `report`, or the `error` that stopped it."""
+    thread: threading.Thread | None = None
+    report: BuildReport | None = None
+    error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.thread is not None and not self.thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> BuildReport | None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.report
 
 
 class Engine:
@@ -62,6 +85,21 @@ class Engine:
                              notes=notes)
         self._index = Index.load(self.settings.index_dir, self.settings, self.embedder)
         return report
+
+    def start_build(self, on_progress: OnProgress | None = None, corpus: CorpusLoad | None = None) -> Build:
+        """Re-index in a background thread (see `build`): questions go on being answered from
+        the current index until the new one is swapped in. Returns the running `Build`."""
+        job = Build()
+
+        def run() -> None:
+            try:
+                job.report = self.build(on_progress, corpus=corpus)
+            except BaseException as e:  # kept for the caller, who decides how to show it
+                job.error = e
+
+        job.thread = threading.Thread(target=run, name="rag-build", daemon=True)
+        job.thread.start()
+        return job
 
     def ensure_index(self, on_progress: OnProgress | None = None) -> BuildReport | None:
         """Build the index if it is missing, incompatible or stale: anything it was built from

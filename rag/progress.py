@@ -10,6 +10,7 @@ that a caller can still show that it passed.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 
 OnProgress = Callable[[str, int, int], None]
@@ -28,12 +29,43 @@ STAGES = {
 }
 
 
-def describe(stage: str, done: int, total: int) -> str:
-    """One line for a progress report, e.g. 'embedding new sentences: 128 of 719'."""
+def describe(stage: str, done: int, total: int, eta_s: float | None = None) -> str:
+    """One line for a progress report, e.g. 'embedding new sentences: 128 of 719 (about 2 min left)'."""
     label = STAGES.get(stage, stage)
     if total <= 0:
         return f"{label}: nothing to do" if done == 0 else f"{label}: {done}"
-    return f"{label}: {done} of {total}"
+    left = f" (about {_duration(eta_s)} left)" if eta_s is not None else ""
+    return f"{label}: {done} of {total}{left}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class Eta:
+    """Time left in the current stage, from its pace so far: call it with every report;
+    None until the stage has run for a few seconds (a guess from one batch misleads)."""
+
+    def __init__(self, clock=time.monotonic, warm_up_s: float = 3.0):
+        self.clock = clock
+        self.warm_up_s = warm_up_s
+        self.stage: str | None = None
+        self.start = 0.0
+        self.start_done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> float | None:
+        now = self.clock()
+        if stage != self.stage or done < self.start_done:
+            self.stage, self.start, self.start_done = stage, now, done
+            return None
+        elapsed, progressed = now - self.start, done - self.start_done
+        if total <= 0 or progressed <= 0 or elapsed < self.warm_up_s:
+            return None
+        return elapsed / progressed * (total - done)
 
 
 def fraction(stage: str, done: int, total: int) -> float:

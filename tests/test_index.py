@@ -22,7 +22,7 @@ def test_save_load_round_trip(tiny_engine):
     m = loaded.manifest
     assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True, "dtype": "float32"}
     assert m["chunking"]["chunk_size"] == 800 and m["corpus"]["documents"] == 3
-    assert [seg["faiss"] for seg in m["segments"]] == ["flat"]  # auto: exact below 100k sentences
+    assert [seg["faiss"] for seg in m["segments"]] == ["flat"]  # auto: exact below 50k sentences
     assert set(m["segments"][0]["files"]) == set(index_mod.SEGMENT_FILES)
     assert loaded.sentence_vectors.dtype == np.float16
     assert (s.index_dir / "current").is_symlink()

@@ -282,3 +282,44 @@ def test_hnsw_ef_search_setting_is_honoured(tiny_project):
 def test_unknown_faiss_setting_is_refused(tiny_project):
     with pytest.raises(ValueError, match="faiss must be"):
         tiny_project.replace(faiss="annoy")
+
+
+# ---------------------------------------------------------------- responsive while building
+def test_questions_are_answered_from_the_current_index_while_an_update_builds(tiny_engine):
+    import threading
+
+    s = tiny_engine.settings
+    entered, gate = threading.Event(), threading.Event()
+
+    class SlowEmbedder(HashEmbedder):
+        def embed_documents(self, texts):
+            entered.set()
+            assert gate.wait(30)
+            return super().embed_documents(texts)
+
+    engine = Engine(s, SlowEmbedder(256))
+    assert engine.ask("تماس پوتین و ترامپ").citations[0].source == "corpus/fa_call.txt"
+    (s.corpus_dir / "solar.txt").write_text("نیروگاه خورشیدی اصفهان\nنیروگاه خورشیدی اصفهان افتتاح شد.", "utf-8")
+    job = engine.start_build()
+    assert entered.wait(30) and not job.done
+    during = engine.ask("نیروگاه خورشیدی اصفهان")  # the update is still embedding
+    assert all(c.source != "corpus/solar.txt" for c in during.citations)
+    gate.set()
+    report = job.wait(60)
+    assert job.done and report.update == "delta"
+    assert engine.ask("نیروگاه خورشیدی اصفهان").citations[0].source == "corpus/solar.txt"
+
+
+def test_eta_from_the_pace_of_the_stage():
+    from rag.progress import Eta, describe
+
+    now = [0.0]
+    eta = Eta(clock=lambda: now[0])
+    assert eta("embedding", 0, 1000) is None
+    now[0] = 1.0
+    assert eta("embedding", 100, 1000) is None  # too early to say
+    now[0] = 10.0
+    assert eta("embedding", 500, 1000) == pytest.approx(10.0)
+    assert eta("dense", 0, 10) is None  # a new stage starts over
+    assert describe("embedding", 500, 1000, 10.0) == "embedding new sentences: 500 of 1000 (about 10 s left)"
+    assert describe("embedding", 5, 1000, 7200.0).endswith("(about 2.0 h left)")

@@ -38,9 +38,11 @@ def shared_engine(key: str, _settings: Settings) -> Engine:
 def progress_bar(first: str) -> OnProgress:
     """An `on_progress` (rag.progress) that drives a Streamlit progress bar, stage by stage."""
     bar = st.progress(0.0, text=first)
+    eta = progress.Eta()
 
     def step(stage: str, done: int, total: int) -> None:
-        bar.progress(progress.fraction(stage, done, total), text=progress.describe(stage, done, total))
+        bar.progress(progress.fraction(stage, done, total),
+                     text=progress.describe(stage, done, total, eta(stage, done, total)))
 
     return step
 
