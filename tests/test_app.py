@@ -475,7 +475,7 @@ def test_the_interface_follows_the_browser_language(tiny_env, lang, locale):
     facts = at.sidebar.html[0].value
     assert all(f"<td>{cat[k]}</td>" in facts for k in ("fact_documents", "fact_passages", "fact_model"))
     style = " ".join(h.value for h in at.html)
-    assert "direction: rtl" in style
+    assert render.RTL_STYLE in style and render.SLIDER_MIRRORED in style  # the browser is right to left too
     html = ask(at, "تماس تلفنی پوتین و ترامپ")
     assert at.button(key="open-0-0").label == cat["open_document"]
     assert "corpus/fa_call.txt" in html[1]
@@ -485,7 +485,7 @@ def test_the_interface_follows_the_browser_language(tiny_env, lang, locale):
 
     at.sidebar.selectbox(key="lang").set_value("en").run()  # the selector wins, and the chat stays
     assert at.title[0].value == "Ask the documents" and at.session_state.lang == "en"
-    assert "direction: rtl" not in " ".join(h.value for h in at.html)
+    assert render.RTL_STYLE not in " ".join(h.value for h in at.html)
     assert len(at.chat_message) == 4 and at.button(key="open-0-0").label == "Open the whole document"
     at.run()
     assert at.title[0].value == "Ask the documents"  # kept across reruns
@@ -494,7 +494,7 @@ def test_the_interface_follows_the_browser_language(tiny_env, lang, locale):
 def test_without_a_browser_language_the_interface_is_english(tiny_app):
     at, _ = tiny_app
     assert at.title[0].value == "Ask the documents" and at.session_state.lang == "en"
-    assert "direction: rtl" not in " ".join(h.value for h in at.html)
+    assert "direction: rtl" not in " ".join(h.value for h in at.html)  # no style for the layout at all
 
 
 def test_upload_notices_are_in_the_interface_language(tiny_env):

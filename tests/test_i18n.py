@@ -61,7 +61,22 @@ def test_the_reading_note_is_in_the_interface_language_and_escapes_the_question(
     assert render.reading_html(turn, "fa").startswith('<div class="rag-note rag-reading" dir="rtl">به‌عنوان ادامهٔ')
     alone = Turn("q", "q", "alone", "earlier", Context("q", "q", ()), True, "", (), (), "hybrid", {})
     assert render.reading_html(alone, "ar") == f'<div class="rag-note rag-reading" dir="rtl">{i18n.AR["reading_alone"]}</div>'
-    assert render.layout_style("en") == "" and "direction: rtl" in render.layout_style("ar")
+
+
+@pytest.mark.parametrize("lang, locale, expected", [
+    ("en", None, ""), ("en", "en-GB", ""),
+    ("fa", "en-US", render.RTL_STYLE + render.SLIDER_LTR),  # sliders stay as the browser lays them out
+    ("ar", "ar-EG", render.RTL_STYLE + render.SLIDER_MIRRORED),
+    ("en", "fa-IR", render.SLIDER_MIRRORED),
+])
+def test_the_layout_style_follows_the_interface_and_the_browser(lang, locale, expected):
+    assert render.layout_style(lang, locale) == expected
+
+
+@pytest.mark.parametrize("locale, rtl", [("fa", True), ("ar-EG", True), ("he_IL", True), ("ur-PK", True),
+                                         ("pa-Arab", True), ("en-US", False), ("fr", False), (None, False), ("", False)])
+def test_right_to_left_browser_languages(locale, rtl):
+    assert i18n.rtl_locale(locale) is rtl
 
 
 # keyword arguments of st.* calls that are not text for a person

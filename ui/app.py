@@ -238,7 +238,7 @@ def main() -> None:
     global LANG
     LANG = interface_language()
     st.set_page_config(page_title=T("page_title"), page_icon=":material/forum:")
-    st.html(render.STYLE + render.layout_style(LANG))
+    st.html(render.STYLE + render.layout_style(LANG, st.context.locale))
     st.title(T("title"))
     st.caption(T("caption"))
     language_selector()

@@ -278,6 +278,18 @@ def direction(lang: str) -> str:
     return "rtl" if supported(lang) in RTL else "ltr"
 
 
+# languages written right to left (as react-aria, which lays out Streamlit's sliders, counts them)
+_RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "ha", "he", "khw", "ks", "ku", "ps", "sd", "ur", "yi"})
+
+
+def rtl_locale(locale: str | None) -> bool:
+    """Whether a browser language tag (navigator.language) is written right to left."""
+    if not locale:
+        return False
+    parts = locale.replace("_", "-").split("-")
+    return parts[0].lower() in _RTL_LANGUAGES or any(p.lower() in ("arab", "hebr", "thaa", "syrc") for p in parts[1:])
+
+
 def _primary(tag: str) -> str:
     return tag.strip().replace("_", "-").split("-")[0].lower()
 

@@ -39,21 +39,32 @@ STYLE = """<style>
 
 # the whole page right to left (Persian or Arabic interface): the main area, sidebar, chat
 # input, Streamlit's own alerts, spinners, status boxes, toasts and dialogs (dialogs and
-# toasts are drawn in layers outside the app's root, hence html/body as well). Sliders
-# keep their left-to-right track: their handle and value are placed by pixel offsets.
+# toasts are drawn in layers outside the app's root, hence html/body as well)
 RTL_STYLE = """<style>
-html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stSidebar"], [data-testid="stMain"],
+html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stSidebar"], [data-testid="stMainBlockContainer"],
 [data-testid="stBottom"], [data-testid="stToastContainer"], [data-baseweb="layer"], [role="dialog"] {
   direction: rtl; }
-[data-testid="stSidebar"], [data-testid="stMain"], [data-testid="stAlert"], [data-testid="stToast"],
+[data-testid="stSidebar"], [data-testid="stMainBlockContainer"], [data-testid="stAlert"], [data-testid="stToast"],
 [data-testid="stExpander"] summary, [data-testid="stMarkdownContainer"], h1, h2, h3 { text-align: start; }
-[data-baseweb="slider"] { direction: ltr; }
 </style>"""
 
+# Sliders place their handle by the *browser's* language (react-aria mirrors it where
+# navigator.language is written right to left) but draw the filled part of the track left
+# to right. Where the browser is right to left the fill is mirrored to follow the handle,
+# and the 1…20 labels run right to left; elsewhere the whole slider stays left to right.
+_SLIDER = '[data-testid="stSlider"] [role="group"]'
+SLIDER_MIRRORED = (f"<style>{_SLIDER} {{ direction: rtl; }} "
+                   f"{_SLIDER} > [data-orientation] > div:first-child {{ transform: translateY(-50%) scaleX(-1); }}</style>")
+SLIDER_LTR = f"<style>{_SLIDER} {{ direction: ltr; }}</style>"
 
-def layout_style(lang: str) -> str:
-    """The page-wide style for an interface language: right to left for Persian and Arabic."""
-    return RTL_STYLE if i18n.direction(lang) == "rtl" else ""
+
+def layout_style(lang: str, browser_locale: str | None = None) -> str:
+    """The page-wide style for an interface language (right to left for Persian and
+    Arabic) in a browser whose own language (st.context.locale) is `browser_locale`."""
+    rtl = i18n.direction(lang) == "rtl"
+    if i18n.rtl_locale(browser_locale):
+        return (RTL_STYLE if rtl else "") + SLIDER_MIRRORED
+    return RTL_STYLE + SLIDER_LTR if rtl else ""
 
 
 # scrolls the open document to its <mark id="rag-cited">; constant code, no data in it
