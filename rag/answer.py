@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -65,6 +66,19 @@ class Answer:
     timings_ms: dict = field(default_factory=dict)
     sentences: tuple[str, ...] = ()
     pair: str = ""  # question language > language of the best sentence's document, e.g. "en>ar"
+    best: int = -1  # index sentence the evidence was measured on (the scorer's best), -1 if none
+
+    @property
+    def margin(self) -> float:
+        """evidence − threshold: how clearly the sources answer (negative: abstained)."""
+        if self.threshold is None:
+            return self.evidence
+        return self.evidence - self.threshold
+
+    @property
+    def doc_ids(self) -> tuple[str, ...]:
+        """The cited documents, in citation order, without repeats."""
+        return tuple(dict.fromkeys(c.doc_id for c in self.citations))
 
     def to_dict(self, index: Index | None = None) -> dict:
         passages = []
@@ -213,7 +227,12 @@ def active_reader(index: Index, settings: Settings):
 
 
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings) -> list[tuple[float, int, Hit]]:
-    """The best sentence, plus up to max_sentences-1 close runners-up that add something new."""
+    """The best sentence, plus up to max_sentences-1 close runners-up that add evidence for it.
+
+    A runner-up is kept when it scores within the margin of the best, comes from the same
+    document (another article may report another event: it stays one click away, among
+    the retrieved passages) unless `extra_sentences` is "any", and does not repeat a
+    sentence already chosen."""
     if not scored:
         return []
     best = scored[0][0]
@@ -221,10 +240,13 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
     if margin is None:
         margin = index.tuning.get("sentence_margin", DEFAULT_MARGIN)
     chosen = [scored[0]]
+    first_doc = scored[0][2].passage.doc_id
     words = [set(tokens(index.sentence_text(scored[0][1])))]
     for s, j, h in scored[1:]:
         if len(chosen) >= settings.max_sentences or s < best - margin:
             break
+        if settings.extra_sentences == "same-document" and h.passage.doc_id != first_doc:
+            continue
         w = set(tokens(index.sentence_text(j)))
         if any(_repeats(w, cw) for cw in words) or any(
                 float(index.sentence_vectors[j] @ index.sentence_vectors[c[1]]) > REDUNDANT_COSINE for c in chosen):
@@ -242,36 +264,61 @@ def _repeats(a: set[str], b: set[str]) -> bool:
 
 
 def retrieve_for_answer(index: Index, question: str, q_vec: np.ndarray, settings: Settings,
-                        mode: str | None = None, k: int | None = None) -> list[Hit]:
-    """The ranking answer_pool needs: at least k, answer_passages and DENSE_SCAN hits."""
-    return retrieve(index, question, q_vec, settings, mode=mode,
-                    k=max(k or settings.k, settings.answer_passages, DENSE_SCAN))
+                        mode: str | None = None, k: int | None = None, prefer: Collection[str] = ()) -> list[Hit]:
+    """The ranking answer_pool needs: at least k, answer_passages and DENSE_SCAN hits.
+
+    `prefer`: document ids whose passages get `settings.prefer_boost` added to their score
+    (a follow-up's reading leans on the documents the previous answer cited)."""
+    n = max(k or settings.k, settings.answer_passages, DENSE_SCAN)
+    if not prefer:
+        return retrieve(index, question, q_vec, settings, mode=mode, k=n)
+    hits = retrieve(index, question, q_vec, settings, mode=mode, k=max(n, settings.candidates))
+    boosted = [replace(h, score=h.score + settings.prefer_boost) if h.passage.doc_id in prefer else h for h in hits]
+    return sorted(boosted, key=lambda h: -h.score)[:n]
 
 
-def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
-           mode: str | None = None, k: int | None = None) -> Answer:
-    """Answer from the index's sentences, with citations, or abstain."""
-    t0 = time.perf_counter()
+def check_question(question: str | None) -> str:
+    """The question with its whitespace collapsed; QuestionError when it cannot be asked."""
     question = " ".join((question or "").split())
     if not question:
         raise QuestionError("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
+    return question
+
+
+def embed_questions(index: Index, embedder: Embedder, questions: list[str], settings: Settings) -> list[tuple]:
+    """(vector, token states or None) per question, in one pass; token states only when the
+    reader is on (they come from the same forward pass)."""
+    if active_reader(index, settings) is not None:
+        vecs, toks = embedder.embed_queries_with_tokens(questions)
+        return list(zip(vecs, toks, strict=True))
+    return [(v, None) for v in embedder.embed_queries(questions)]
+
+
+def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
+           mode: str | None = None, k: int | None = None, *, embedded: tuple | None = None,
+           prefer: Collection[str] = ()) -> Answer:
+    """Answer from the index's sentences, with citations, or abstain.
+
+    `embedded`: the question's (vector, token states) from `embed_questions`, when already
+    computed; `prefer`: documents whose passages retrieval boosts (see retrieve_for_answer)."""
+    t0 = time.perf_counter()
+    question = check_question(question)
     mode = mode or settings.mode
     lang = detect_lang(question)
     reader = active_reader(index, settings)
-    if reader is not None:  # the question's token states come from the same pass
-        q_vecs, q_tokens = embedder.embed_queries_with_tokens([question])
-        q_vec, q_tokens = q_vecs[0], q_tokens[0]
-    else:
-        q_vec = embedder.embed_queries([question])[0]
+    q_vec, q_tokens = embedded if embedded is not None else embed_questions(index, embedder, [question], settings)[0]
+    if reader is not None and q_tokens is None:
+        reader = None
     t1 = time.perf_counter()
     k = k or settings.k
-    hits = retrieve_for_answer(index, question, q_vec, settings, mode, k)
+    hits = retrieve_for_answer(index, question, q_vec, settings, mode, k, prefer)
     t2 = time.perf_counter()
     scored, rows = score_sentences(index, hits, q_vec, question, settings)
     evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
     abstained = not scored or (threshold is not None and evidence < threshold)
+    best = scored[0][1] if scored else -1
     t_read = time.perf_counter()
     if not abstained and reader is not None:
         from rag.reader import read
@@ -293,7 +340,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
                "select": round((t3 - t2 - t_read) * 1000, 1), "read": round(t_read * 1000, 1),
                "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
-                  lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair)
+                  lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair,
+                  best)
 
 
 def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple[float, int, Hit]],

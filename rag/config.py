@@ -61,6 +61,12 @@ class Settings:
     # answering
     answer_passages: int = 3  # sentences are taken from this many top passages
     max_sentences: int = 3
+    # where an answer's second and third sentences may come from: the first one's document
+    # (the same event), or any retrieved passage
+    extra_sentences: Literal["same-document", "any"] = "same-document"
+    # a follow-up's in-context reading adds this to the scores of passages from the documents
+    # the previous answer cited (rag/conversation.py)
+    prefer_boost: float = 0.1
     sentence_margin: float | None = None  # extra sentences must score within this of the best (None = calibrated)
     abstain_threshold: float | None = None  # None = the index's calibrated value
     # on: abstain by the answerability model (rag/answerability.py), thresholds per language
@@ -89,6 +95,8 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
+        if self.extra_sentences not in ("same-document", "any"):
+            raise ValueError(f"extra_sentences must be same-document or any, not {self.extra_sentences!r}")
         if self.reader not in ("auto", "on", "off"):
             raise ValueError(f"reader must be auto, on or off, not {self.reader!r}")
         if self.answerability not in ("on", "off"):

@@ -146,6 +146,14 @@ class Index:
         return Model.from_dict(spec) if spec else None
 
     @functools.cached_property
+    def followup(self):
+        """The follow-up model shipped for this model (rag.conversation.FollowUpModel), or None."""
+        from rag.conversation import FollowUpModel
+
+        spec = self.tuning.get("followup")
+        return FollowUpModel.from_dict(spec) if spec else None
+
+    @functools.cached_property
     def reader(self):
         """The reader's weights shipped for this model (rag.reader.Reader), or None."""
         from rag.reader import Reader

@@ -44,3 +44,28 @@ def configure() -> None:
         if "OPENBLAS_NUM_THREADS" not in os.environ:  # numpy's OpenBLAS only, not torch's own pools
             ThreadpoolController().select(internal_api="openblas").limit(limits=1)
         _done = True
+
+
+RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "fma")
+
+
+def cpu_flags_line() -> str:
+    """The CPU's flags that decide embedding speed, for benchmark tables: e.g.
+    'CPU: Intel Xeon … (2 cores) — avx2 avx512f avx512_bf16 amx_bf16 (bfloat16 native)'."""
+    import os
+    from pathlib import Path
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU: unknown (no /proc/cpuinfo)"
+    name, flags = "?", set()
+    for line in info.splitlines():
+        if line.startswith("model name") and name == "?":
+            name = line.partition(":")[2].strip()
+        elif line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    have = [f for f in RELEVANT_FLAGS if f in flags]
+    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    return (f"CPU: {name} ({os.cpu_count()} cores) — {' '.join(have) or 'none of ' + ' '.join(RELEVANT_FLAGS)} "
+            f"({'bfloat16 native' if native else 'no native bfloat16'})")

@@ -27,6 +27,9 @@ def add_eval_parser(sub) -> None:
     src.add_argument("--gold", type=Path, metavar="FILE.jsonl", help="gold questions in our JSONL format, over the project's index")
     src.add_argument("--squad", type=Path, metavar="FILE.json",
                      help="a SQuAD v1.1/v2.0 file: its contexts are indexed (cached under eval/cache/) and its questions asked")
+    src.add_argument("--dialogues", type=Path, metavar="FILE.jsonl",
+                     help="multi-turn dialogues (rag/evaluation/dialogues.py), asked turn by turn over the project's "
+                          "index; reports containment, citations, abstention and the reading kept, by turn type")
     sp.add_argument("--distractors", type=Path, metavar="PATH",
                     help="extra documents: a corpus folder, or news .json/.zip files (or a folder of them)")
     sp.add_argument("--max-distractors", type=int, default=200, metavar="N",
@@ -70,6 +73,8 @@ def cmd_eval(args) -> int:
     if args.max_distractors < 0:
         raise ValueError("--max-distractors must be 0 (all) or more")
     settings = Settings.from_env(corpus_dir=args.corpus, model=args.model, mode=args.mode)
+    if args.dialogues:
+        return _eval_dialogues(args, settings, progress)
     documents: list[Document] | None = None
     if args.squad:
         documents, items = load_squad(args.squad)
@@ -127,5 +132,36 @@ def cmd_eval(args) -> int:
         print(json.dumps({"report": str(out), "threshold": json_num(run.threshold), "metrics": metrics}, ensure_ascii=False, indent=1))
     else:
         print(format_table(run))
+        print(f"report: {engine.settings.relative(out / 'report.md')}")
+    return 0
+
+
+def _eval_dialogues(args, settings: Settings, progress: bool) -> int:
+    from rag.engine import Engine
+    from rag.evaluation.dialogues import format_table as dialogue_table
+    from rag.evaluation.dialogues import (
+        load_dialogues,
+        run_dialogues,
+        targets,
+        write_dialogue_report,
+    )
+
+    for flag in ("squad", "distractors", "compare", "fallback", "calibrate"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag} does not apply to --dialogues")
+    dialogues = load_dialogues(args.dialogues, settings.project_root)
+    dialogues = dialogues[: args.limit] if args.limit else dialogues
+    engine = Engine(settings.replace(index_dir=args.index), on_progress=TerminalProgress(enabled=progress))
+    records = run_dialogues(engine, dialogues, progress)
+    out = args.out or _report_dir(engine.settings)
+    info = {"kind": "dialogues", "path": str(args.dialogues), "dialogues": len(dialogues), "turns": len(records),
+            "model": engine.settings.model, "reader": engine.settings.reader}
+    write_dialogue_report(records, out, info)
+    if args.json:
+        print(json.dumps(json.loads((out / "results.json").read_text("utf-8"))["metrics"], ensure_ascii=False, indent=1))
+    else:
+        print(dialogue_table(records))
+        for t, m, ok in targets(records):
+            print(f"{'met' if ok else 'NOT met'}: {t}: {m}")
         print(f"report: {engine.settings.relative(out / 'report.md')}")
     return 0

@@ -1,0 +1,117 @@
+"""Fit and measure the follow-up model (rag/conversation.py), out of sample.
+
+Every turn after the first is answered alone and in the context of the previous turn;
+the follow-up model decides which reading to keep from three signals (FEATURES): how
+clearly the question is answered alone, how well the question itself fits the answer
+found in context, and how close it is to questions that say nothing on their own.
+
+Data: eval/gold/dialogues.jsonl over the seed corpus (the project's index). A turn of
+type follow-up is a positive; switches and off-topic turns are negatives. Reported
+leave one language out: the dialogues that open in one language are run turn by turn
+with a model fitted on the dialogues that open in the two others, and the three
+held-out runs together give the table (rag eval --dialogues's table). For comparison:
+every turn read alone, and the rule without a model.
+
+    python eval/bench_followups.py [--dialogues FILE] [--write-calibration]
+
+--write-calibration fits the model on every dialogue and stores it in rag/calibration.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+
+from bench_retrieval import write_tuning  # noqa: E402
+
+from rag.config import Settings  # noqa: E402
+from rag.conversation import FEATURES, FollowUpModel, fit_followup, followup_features  # noqa: E402
+from rag.engine import Engine  # noqa: E402
+from rag.evaluation.dialogues import format_table, load_dialogues, run_dialogues, targets  # noqa: E402
+from rag.runtime import cpu_flags_line  # noqa: E402
+
+LANGS = ("fa", "ar", "en")
+
+
+def opening_lang(d) -> str:
+    return d.turns[0].item.lang
+
+
+def training_rows(engine, records) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """FEATURES, label (follow-up) and dialogue id of every turn after the first."""
+    X, y, ids = [], [], []
+    for r in records:
+        if r.n == 1:
+            continue
+        rep = r.reply
+        alone, ctx = (rep.answer, rep.other) if rep.reading == "alone" else (rep.other, rep.answer)
+        q_vec = engine.embedder.embed_queries([r.turn.item.question])[0]
+        X.append(followup_features(engine.index, engine.embedder, q_vec, alone, ctx))
+        y.append(float(r.turn.type == "follow-up"))
+        ids.append(r.dialogue)
+    return np.array(X), np.array(y), ids
+
+
+def show(title: str, records) -> None:
+    print(f"\n{title}\n")
+    print(format_table(records))
+    for t, m, ok in targets(records):
+        print(f"- {'met' if ok else 'NOT met'}: {t}: {m}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dialogues", type=Path, default=ROOT / "eval" / "gold" / "dialogues.jsonl")
+    ap.add_argument("--C", type=float, default=1.0, help="inverse L2 regularisation of the logistic fit")
+    ap.add_argument("--write-calibration", action="store_true")
+    args = ap.parse_args()
+    t0 = time.time()
+    settings = Settings.from_env()
+    engine = Engine(settings).warm_up()
+    dialogues = load_dialogues(args.dialogues, settings.project_root)
+
+    rule = run_dialogues(engine, dialogues, progress=True, model=None)
+    X, y, ids = training_rows(engine, rule)
+    lang_of = {d.id: opening_lang(d) for d in dialogues}
+    alone_only = FollowUpModel(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32),
+                               np.zeros(len(FEATURES), np.float32), -1.0)
+    baseline = run_dialogues(engine, dialogues, progress=True, model=alone_only)
+
+    held_out = []
+    for lang in LANGS:
+        train = np.array([lang_of[i] != lang for i in ids])
+        model = fit_followup(X[train], y[train], C=args.C)
+        part = [d for d in dialogues if opening_lang(d) == lang]
+        held_out += run_dialogues(engine, part, progress=True, model=model)
+    order = {d.id: n for n, d in enumerate(dialogues)}
+    held_out.sort(key=lambda r: (order[r.dialogue], r.n))
+
+    print(cpu_flags_line())
+    print(f"{len(dialogues)} dialogues, {len(rule)} turns ({len(y)} after the first: {int(y.sum())} follow-ups); "
+          f"{time.time() - t0:.0f} s")
+    show("Every turn read alone (no conversation)", baseline)
+    show("The rule without a model (in context when its evidence is better and the question fits its answer)", rule)
+    show("The follow-up model, leave one opening language out (fitted on the dialogues opening in the two others)",
+         held_out)
+
+    if args.write_calibration:
+        model = fit_followup(X, y, C=args.C)
+        write_tuning(settings.model, {"followup": model.to_dict() | {
+            "source": f"eval/bench_followups.py: logistic regression (C={args.C}) over {len(y)} turns after the first "
+                      f"of {args.dialogues.name} ({len(dialogues)} dialogues over the seed corpus)",
+            "calibrated_at": time.strftime("%Y-%m-%d")}})
+        print(f"\nwrote the follow-up model (coef {dict(zip(FEATURES, model.coef.round(3).tolist(), strict=True))}, "
+              f"bias {model.bias:.3f}) to rag/calibration.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

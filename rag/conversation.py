@@ -1,0 +1,203 @@
+"""Conversation turns: is a question a follow-up? Decided by the evidence of two readings.
+
+Every turn after the first is answered twice:
+
+- **alone**: the question on its own, exactly as a first question;
+- **in context**: the previous turn's search text joined to the question, with retrieval
+  leaning on the documents the previous answer cited (`Settings.prefer_boost`).
+
+`reply()` keeps one reading (`judge`) and returns the
+other one too, so a user can take the turn the other way without waiting
+(`Reply.swapped`). Keywords ("and", "it", "او") play no part: "What is NATO?" is a
+follow-up only if reading it with the previous turn finds better evidence.
+
+Which reading to keep is decided by a small logistic model over three signals (FEATURES),
+fitted on the dialogue gold set by eval/bench_followups.py and shipped in
+rag/calibration.json: how clearly the question is answered alone; how well the question
+itself fits the answer found in context, against the best it finds alone ("What is the
+capital of Australia?" asked after a question about Kallas finds the Kallas sentence
+through the previous question, not through its own words); and how close the question
+is to questions that say nothing on their own ("and then?", "و بعد؟", "متى؟"), measured by
+the embedding model, in any language. Without the model a simpler rule decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from rag.answer import Answer, answer, check_question, embed_questions
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.index import Index
+
+READINGS = ("alone", "in-context")
+MAX_CONTEXT_CHARS = 600  # the in-context search text keeps at most this much of the previous one
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the next turn may lean on: the previous turn as it was understood."""
+
+    question: str  # the previous question as typed
+    query: str  # what that turn searched (its question, or its own context + its question)
+    doc_ids: tuple[str, ...] = ()  # documents its answer cited (empty if it abstained)
+    answer: str = ""  # its answer's sentences joined ("" if it abstained)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What `choose` compared (kept with the reply, for the evaluation report)."""
+
+    alone_margin: float  # evidence − threshold of the reading alone
+    context_margin: float  # … of the reading in context
+    own_fit_gap: float  # cosine of the question alone with the in-context answer − with its own best sentence
+    content_free: float  # cosine of the question with questions that say nothing on their own
+    reason: str  # why the reading kept was kept, in words
+
+
+@dataclass(frozen=True)
+class Reply:
+    question: str
+    answer: Answer  # the kept reading's answer
+    reading: str  # "alone" or "in-context"
+    query: str  # what the kept reading searched
+    other: Answer | None = None  # the other reading's answer (None on a first turn)
+    other_query: str | None = None
+    previous: str | None = None  # the previous question (None on a first turn)
+    judgement: Judgement | None = None
+
+    def context(self) -> Context:
+        """What the next turn may lean on."""
+        return Context(self.question, self.query, self.answer.doc_ids,
+                       "" if self.answer.abstained else " ".join(self.answer.sentences))
+
+    def swapped(self) -> Reply:
+        """The same turn read the other way (nothing is recomputed)."""
+        if self.other is None:
+            return self
+        other = READINGS[1] if self.reading == READINGS[0] else READINGS[0]
+        return replace(self, answer=self.other, reading=other, query=self.other_query or self.question,
+                       other=self.answer, other_query=self.query)
+
+
+def context_query(question: str, previous: Context) -> str:
+    """The in-context search text: the end of the previous turn's search text, then the question."""
+    before = previous.query
+    if len(before) > MAX_CONTEXT_CHARS:
+        before = before[-MAX_CONTEXT_CHARS:].split(" ", 1)[-1]
+    return f"{before} {question}"
+
+
+def reply(index: Index, embedder: Embedder, question: str, previous: Context | None, settings: Settings,
+          mode: str | None = None, k: int | None = None, model: FollowUpModel | None | str = "shipped") -> Reply:
+    """Answer one turn of a conversation; `previous` is the last turn's `Reply.context()`.
+
+    `model`: the follow-up model; "shipped" = the index's (rag/calibration.json), None =
+    the rule without a model."""
+    question = check_question(question)
+    if previous is None:
+        return Reply(question, answer(index, embedder, question, settings, mode, k), READINGS[0], question)
+    query = context_query(question, previous)
+    own, joined = embed_questions(index, embedder, [question, query], settings)
+    alone = answer(index, embedder, question, settings, mode, k, embedded=own)
+    in_context = answer(index, embedder, query, settings, mode, k, embedded=joined, prefer=previous.doc_ids)
+    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model)
+    if judgement.reason.startswith("in context"):
+        return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
+    return Reply(question, alone, READINGS[0], question, in_context, query, previous.question, judgement)
+
+
+# questions that say nothing on their own: how close a question's vector is to theirs
+# measures how much it leans on what came before ("and then?", "و بعد؟", "متى؟")
+CONTENT_FREE = (
+    "what?", "and then?", "who?", "when?", "where?", "why?", "how?", "and?", "what about it?",
+    "و بعد؟", "چه کسی؟", "کی؟", "کجا؟", "چرا؟", "چطور؟", "چه؟",
+    "ثم؟", "من؟", "متى؟", "أين؟", "لماذا؟", "كيف؟", "ماذا؟",
+)
+FEATURES = (
+    "alone_margin",  # the reading alone: answerability log-odds − threshold
+    "own_fit_gap",   # cosine of the question alone with the in-context answer − with its own best sentence
+    "content_free",  # cosine of the question with the mean of CONTENT_FREE
+)
+_CONTENT_FREE: dict[int, np.ndarray] = {}
+
+
+def content_free_vector(embedder: Embedder) -> np.ndarray:
+    """The normalised mean query vector of CONTENT_FREE (computed once per embedder)."""
+    key = id(embedder)
+    if key not in _CONTENT_FREE:
+        v = np.asarray(embedder.embed_queries(list(CONTENT_FREE)), np.float32).mean(0)
+        _CONTENT_FREE[key] = v / (np.linalg.norm(v) or 1.0)
+    return _CONTENT_FREE[key]
+
+
+@dataclass(frozen=True)
+class FollowUpModel:
+    """Standardised logistic regression over FEATURES: log-odds that a turn is a follow-up
+    (to be read in context). Fitted by eval/bench_followups.py, shipped in rag/calibration.json."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    bias: float
+
+    def score(self, x: np.ndarray) -> float:
+        return float(((np.asarray(x, np.float32) - self.mean) / self.scale) @ self.coef + self.bias)
+
+    def to_dict(self) -> dict:
+        return {"features": list(FEATURES), "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
+                "coef": self.coef.round(6).tolist(), "bias": round(self.bias, 6)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FollowUpModel:
+        if list(d.get("features", [])) != list(FEATURES):
+            raise ValueError("the follow-up model was fitted on other features: refit it "
+                             "(python eval/bench_followups.py --write-calibration)")
+        return cls(np.array(d["mean"], np.float32), np.array(d["scale"], np.float32),
+                   np.array(d["coef"], np.float32), float(d["bias"]))
+
+
+def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:
+    from rag.fitting import logistic_regression
+
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale < 1e-6] = 1.0
+    coef, bias = logistic_regression((X - mean) / scale, y, C=C, intercept=True)
+    return FollowUpModel(mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), float(bias))
+
+
+def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer,
+                      in_context: Answer) -> np.ndarray:
+    sv = index.sentence_vectors
+    own_best = float(sv[alone.best] @ q_vec) if alone.best >= 0 else 0.0
+    own_fit = float(sv[in_context.best] @ q_vec) if in_context.best >= 0 else 0.0
+    return np.array([alone.margin, own_fit - own_best, float(content_free_vector(embedder) @ q_vec)], np.float32)
+
+
+# without a fitted model: in context only when its evidence beats the reading alone and
+# the question itself is at most this much further (cosine) from that answer than from its own
+OWN_FIT_SLACK = 0.10
+
+
+def judge(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer, in_context: Answer,
+          model: FollowUpModel | None = None) -> Judgement:
+    """Which reading to keep. With the follow-up model (shipped in rag/calibration.json):
+    in context when its log-odds that the turn is a follow-up are positive. Without it: in
+    context only when its evidence is better and the question itself fits its answer."""
+    x = followup_features(index, embedder, q_vec, alone, in_context)
+    a, c = alone.margin, in_context.margin
+    if model is not None:
+        score = model.score(x)
+        reason = (f"in context: follow-up log-odds {score:+.2f}" if score > 0 else
+                  f"alone: follow-up log-odds {score:+.2f}")
+    elif in_context.abstained:
+        reason = "alone: read in context, the sources do not answer either"
+    elif not alone.abstained and a >= c:
+        reason = "alone: it is answered on its own at least as clearly"
+    elif x[1] < -OWN_FIT_SLACK:
+        reason = "alone: the question itself does not fit the answer found in context"
+    else:
+        reason = "in context: the previous turn's evidence answers it more clearly"
+    return Judgement(a, c, float(x[1]), float(x[2]), reason)

@@ -1,0 +1,167 @@
+"""Conversations: two readings per turn, the follow-up decision, and the dialogue evaluation."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rag.answer import Answer
+from rag.conversation import (
+    FEATURES,
+    MAX_CONTEXT_CHARS,
+    Context,
+    FollowUpModel,
+    Reply,
+    context_query,
+    fit_followup,
+    judge,
+    reply,
+)
+from rag.evaluation.dialogues import load_dialogues, run_dialogues, summarize_turns, targets
+from rag.evaluation.gold import GoldError
+
+
+def _answer(text="", abstained=False, evidence=1.0, threshold=0.0, best=-1) -> Answer:
+    return Answer("q", text, abstained, [], [], evidence, threshold, "en", "hybrid", best=best)
+
+
+def test_context_query_joins_the_previous_search_and_keeps_its_end():
+    prev = Context("Who did Lavrov call?", "Who did Lavrov call?")
+    assert context_query("what did they discuss?", prev) == "Who did Lavrov call? what did they discuss?"
+    long = Context("q", "x " * 1000 + "the end")
+    q = context_query("and then?", long)
+    assert q.endswith("the end and then?")
+    assert len(q) <= MAX_CONTEXT_CHARS + len(" and then?")
+
+
+def test_swapped_exchanges_the_two_readings_and_back():
+    a, b = _answer("alone [1]"), _answer("in context [1]")
+    r = Reply("q2", a, "alone", "q2", b, "q1 q2", "q1")
+    s = r.swapped()
+    assert (s.answer, s.reading, s.query, s.other, s.other_query) == (b, "in-context", "q1 q2", a, "q2")
+    assert s.swapped() == r
+    first = Reply("q1", a, "alone", "q1")
+    assert first.swapped() is first  # nothing to swap on a first turn
+
+
+def test_context_carries_the_kept_reading():
+    r = Reply("q2", _answer("x", abstained=True), "in-context", "q1 q2")
+    assert r.context() == Context("q2", "q1 q2", (), "")
+
+
+def test_follow_up_model_round_trips_and_refuses_other_features():
+    X = np.array([[2.0, 0.0, 0.1], [-1.0, 0.0, 0.5], [3.0, -0.3, 0.05], [-2.0, 0.0, 0.6]], np.float32)
+    y = np.array([0.0, 1.0, 0.0, 1.0])
+    m = fit_followup(X, y)
+    again = FollowUpModel.from_dict(json.loads(json.dumps(m.to_dict())))
+    assert again.score(X[1]) == pytest.approx(m.score(X[1]), abs=1e-4)
+    assert m.score(X[1]) > 0 > m.score(X[0])
+    with pytest.raises(ValueError, match="refit"):
+        FollowUpModel.from_dict(m.to_dict() | {"features": ["other"]})
+
+
+def test_judge_follows_the_model_and_the_rule(tiny_engine):
+    idx, emb = tiny_engine.index, tiny_engine.embedder
+    q_vec = emb.embed_queries(["and then?"])[0]
+    alone, ctx = _answer(abstained=True, evidence=-1.0, best=0), _answer(evidence=2.0, best=0)
+    yes = FollowUpModel(np.zeros(3, np.float32), np.ones(3, np.float32), np.zeros(3, np.float32), 1.0)
+    no = FollowUpModel(np.zeros(3, np.float32), np.ones(3, np.float32), np.zeros(3, np.float32), -1.0)
+    assert judge(idx, emb, q_vec, alone, ctx, yes).reason.startswith("in context")
+    assert judge(idx, emb, q_vec, alone, ctx, no).reason.startswith("alone")
+    # without a model: a reading in context that abstains is never kept
+    assert judge(idx, emb, q_vec, alone, _answer(abstained=True, evidence=-0.5, best=0)).reason.startswith("alone")
+    # … nor one that is not clearly better than the reading alone
+    assert judge(idx, emb, q_vec, _answer(evidence=3.0, best=0), ctx).reason.startswith("alone")
+    assert len(FEATURES) == 3
+
+
+def test_reply_reads_a_second_turn_both_ways(tiny_engine):
+    idx, emb, s = tiny_engine.index, tiny_engine.embedder, tiny_engine.settings
+    first = reply(idx, emb, "پوتین ترامپ تماس", None, s)
+    assert first.other is None and first.reading == "alone" and first.query == "پوتین ترامپ تماس"
+    second = reply(idx, emb, "چقدر طول کشید؟", first.context(), s, model=None)
+    assert second.previous == "پوتین ترامپ تماس"
+    assert {second.query, second.other_query} == {"چقدر طول کشید؟", "پوتین ترامپ تماس چقدر طول کشید؟"}
+    assert second.judgement is not None and second.other is not None
+
+
+DIALOGUE = {"id": "d1", "turns": [
+    {"question": "پوتین و ترامپ تلفنی گفتگو کردند؟", "type": "first", "lang": "fa", "answers": ["شامگاه شنبه"],
+     "sources": ["corpus/fa_call.txt"]},
+    {"question": "چقدر طول کشید؟", "type": "follow-up", "form": "ellipsis", "lang": "fa", "answers": ["۵۰ دقیقه"],
+     "sources": ["corpus/fa_call.txt"]},
+    {"question": "What is the capital of Australia?", "type": "off-topic", "lang": "en", "answers": [], "sources": []},
+]}
+
+
+def _write(tmp_path, *records) -> str:
+    p = tmp_path / "d.jsonl"
+    p.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", "utf-8")
+    return p
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["turns"][0].update(type="follow-up", form="ellipsis"), "first turn, and only it"),
+    (lambda d: d["turns"][1].pop("form"), "needs 'form'"),
+    (lambda d: d["turns"][2].update(form="ellipsis"), "only follow-ups"),
+    (lambda d: d["turns"][2].update(answers=["x"], sources=["corpus/fa_call.txt"]), "off-topic turn, and only it"),
+    (lambda d: d["turns"][1].update(sources=["corpus/missing.txt"]), "not found"),
+    (lambda d: d["turns"][1].update(colour="red"), "unknown field"),
+    (lambda d: d.update(turns=d["turns"][:1]), "at least two turns"),
+    (lambda d: d["turns"][1].update(type="aside"), "'type' must be one of"),
+])
+def test_malformed_dialogues_are_refused_with_the_line(tiny_project, tmp_path, change, message):
+    d = json.loads(json.dumps(DIALOGUE))
+    change(d)
+    with pytest.raises(GoldError, match=message) as e:
+        load_dialogues(_write(tmp_path, d), tiny_project.project_root)
+    assert "line 1" in str(e.value)
+
+
+def test_duplicate_dialogue_ids_are_refused(tiny_project, tmp_path):
+    with pytest.raises(GoldError, match="duplicate id"):
+        load_dialogues(_write(tmp_path, DIALOGUE, DIALOGUE), tiny_project.project_root)
+
+
+def test_dialogue_run_scores_every_turn_by_type(tiny_engine, tmp_path):
+    dialogues = load_dialogues(_write(tmp_path, DIALOGUE), tiny_engine.settings.project_root)
+    records = run_dialogues(tiny_engine, dialogues, progress=False, model=None)
+    assert [(r.n, r.turn.type) for r in records] == [(1, "first"), (2, "follow-up"), (3, "off-topic")]
+    assert records[0].reading_ok is None and records[1].reading_ok is not None
+    assert records[2].containment is None  # nothing to contain in an off-topic turn
+    m = summarize_turns(records)
+    assert m.turns == 3
+    names = [t for t, _, _ in targets(records)]
+    assert any("off-topic" in t for t in names) and any("follow-up" in t for t in names)
+
+
+def test_the_shipped_dialogue_set_is_valid_and_large_enough():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dialogues = load_dialogues(root / "eval" / "gold" / "dialogues.jsonl", root)
+    turns = [t for d in dialogues for t in d.turns]
+    assert len(dialogues) >= 40
+    kinds = {k: sum(t.type == k for t in turns) for k in ("follow-up", "switch", "off-topic")}
+    assert kinds["follow-up"] >= 20 and kinds["switch"] >= 8 and kinds["off-topic"] >= 10
+    assert {t.item.lang for t in turns} == {"fa", "ar", "en"}
+
+
+@pytest.mark.model
+def test_eval_dialogues_cli_writes_a_report(seed_project, tmp_path):
+    (tmp_path / "d.jsonl").write_text(json.dumps({"id": "x", "turns": [
+        {"question": "لاوروف با چه کسی تماس تلفنی داشت؟", "type": "first", "lang": "fa", "answers": ["كيري"],
+         "sources": ["corpus/002_27d2148a64835134.txt"]},
+        {"question": "What is the boiling point of water at sea level?", "type": "off-topic", "lang": "en",
+         "answers": [], "sources": []}]}, ensure_ascii=False) + "\n", "utf-8")
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "rag.cli", "eval", "--dialogues", str(tmp_path / "d.jsonl"), "--out",
+                        str(out), "--quiet"], cwd=seed_project.project_root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "off-topic" in r.stdout and "follow-up containment" not in r.stdout  # no follow-ups, no such target
+    results = json.loads((out / "results.json").read_text("utf-8"))
+    assert [t["turn"] for t in results["turns"]] == [1, 2]
+    assert results["turns"][1]["judgement"] is not None
+    assert (out / "report.md").read_text("utf-8").startswith("# Dialogue evaluation")
