@@ -473,7 +473,7 @@ def test_the_interface_follows_the_browser_language(tiny_env, lang, locale):
     assert at.sidebar.button(key="reindex").label == cat["reindex"] and at.sidebar.button(key="clear").label == cat["clear"]
     assert at.chat_input[0].placeholder == cat["chat_input"]
     facts = at.sidebar.html[0].value
-    assert all(f"<td>{cat[k]}</td>" in facts for k in ("fact_documents", "fact_passages", "fact_model"))
+    assert all(f"<td>{cat[k]}</td>" in facts for k in ("fact_documents", "fact_passages", "fact_model", "fact_dims"))
     style = " ".join(h.value for h in at.html)
     assert render.RTL_STYLE in style and render.SLIDER_MIRRORED in style  # the browser is right to left too
     html = ask(at, "تماس تلفنی پوتین و ترامپ")

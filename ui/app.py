@@ -121,8 +121,9 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
         st.html(render.facts_html([
             (T("fact_documents"), str(len(index.documents))),
             (T("fact_passages"), str(len(index.passages))),
-            (T("fact_model"), T("model_dims", model=m["model"]["id"], dim=m["model"]["dim"])),
-            (T("fact_built"), m.get("built_at", "?")),
+            (T("fact_model"), m["model"]["id"]),
+            (T("fact_dims"), str(m["model"]["dim"])),
+            (T("fact_built"), m.get("built_at", "?").replace("T", " ")),
             (T("fact_corpus"), s.relative(s.corpus_dir)),
             (T("fact_abstains"), abstention_rule(index, s)),
         ]))
