@@ -46,10 +46,17 @@ class Citation:
     passage_id: str
     passage_start: int
     passage_end: int
+    date: str = ""  # the document's date (ISO), "" when unknown
+    page: int | None = None  # the page the sentence starts on, for paged documents (PDF)
 
     def to_dict(self) -> dict:
         return {"n": self.n, "doc_id": self.doc_id, "source": self.source, "title": self.title,
-                "start": self.start, "end": self.end, "text": self.text}
+                "start": self.start, "end": self.end, "text": self.text, "date": self.date, "page": self.page}
+
+    @property
+    def where(self) -> str:
+        """The source as a citation names it: 'corpus/a.pdf, p. 3, 2025-06-14'."""
+        return ", ".join(x for x in (self.source, f"p. {self.page}" if self.page else "", self.date[:10]) if x)
 
 
 @dataclass(frozen=True)
@@ -298,11 +305,13 @@ def embed_questions(index: Index, embedder: Embedder, questions: list[str], sett
 
 def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
            mode: str | None = None, k: int | None = None, *, embedded: tuple | None = None,
-           prefer: Collection[str] = ()) -> Answer:
+           prefer: Collection[str] = (), search: tuple[str, np.ndarray] | None = None) -> Answer:
     """Answer from the index's sentences, with citations, or abstain.
 
     `embedded`: the question's (vector, token states) from `embed_questions`, when already
-    computed; `prefer`: documents whose passages retrieval boosts (see retrieve_for_answer)."""
+    computed; `prefer`: documents whose passages retrieval boosts (see retrieve_for_answer);
+    `search`: (text, vector) to retrieve passages with instead of the question's (a
+    follow-up searches with the conversation, and reads the sentences with its own words)."""
     t0 = time.perf_counter()
     question = check_question(question)
     mode = mode or settings.mode
@@ -313,7 +322,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
         reader = None
     t1 = time.perf_counter()
     k = k or settings.k
-    hits = retrieve_for_answer(index, question, q_vec, settings, mode, k, prefer)
+    s_text, s_vec = search if search is not None else (question, q_vec)
+    hits = retrieve_for_answer(index, s_text, s_vec, settings, mode, k, prefer)
     t2 = time.perf_counter()
     scored, rows = score_sentences(index, hits, q_vec, question, settings)
     evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
@@ -331,8 +341,10 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
         for n, (_, j, h) in enumerate(select(scored, index, settings), start=1):
             doc = index.documents[h.passage.doc_id]
             s, e = int(index.sent_start[j]), int(index.sent_end[j])
+            page_at = getattr(doc, "page_at", None)
             citations.append(Citation(n, doc.id, doc.source, doc.title, s, e, doc.text[s:e],
-                                      h.passage.id, h.passage.start, h.passage.end))
+                                      h.passage.id, h.passage.start, h.passage.end, doc.date,
+                                      page_at(s) if page_at else None))
             parts.append(f"{doc.text[s:e]} [{n}]")
     text = " ".join(parts) if parts else NO_ANSWER.get(lang, NO_ANSWER["en"])
     t3 = time.perf_counter()

@@ -21,6 +21,7 @@ def _settings(args) -> Settings:
     return Settings.from_env(
         corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None), k=getattr(args, "k", None), mode=getattr(args, "mode", None),
+        since=getattr(args, "since", None), until=getattr(args, "until", None),
     )
 
 
@@ -30,7 +31,7 @@ def _print_answer(ans, index, as_json: bool) -> None:
         return
     print(ans.text)
     for c in ans.citations:
-        print(f"  [{c.n}] {c.title} — {c.source} [{c.start}:{c.end}]")
+        print(f"  [{c.n}] {c.title} — {c.where} [{c.start}:{c.end}]")
     if ans.abstained and ans.hits:
         print("  closest passages:")
         for h in ans.hits[:3]:
@@ -80,8 +81,34 @@ def cmd_index(args) -> int:
         print(f"indexed {report.documents} documents → {report.passages} passages, {report.sentences} sentences "
               f"({report.embedded_sentences} sentences embedded, "
               f"{report.reused} reused) in {report.seconds:.1f} s → {engine.settings.relative(report.path)}")
+        for note in report.notes:
+            print(f"note: {note}")
         if report.skipped:
             print(f"skipped {len(report.skipped)} file(s): " + "; ".join(f"{s.source} ({s.reason})" for s in report.skipped))
+    return 0
+
+
+def cmd_add(args) -> int:
+    from rag.feeds import add_feed
+
+    settings = _settings(args)
+    report = add_feed(args.feed, settings.corpus_dir, settings.index_dir)
+    built = None
+    if report.added and not args.no_index:
+        from rag.engine import Engine
+
+        with TerminalProgress(enabled=not args.json) as progress:
+            built = Engine(settings, on_progress=progress).build()
+    if args.json:
+        print(json.dumps(report.to_dict() | {"indexed": built.to_dict() if built else None}, ensure_ascii=False))
+        return 0
+    print(f"{len(report.added)} new item(s) added to {settings.relative(report.path)}, "
+          f"{len(report.known)} already in the corpus")
+    if report.from_feed:
+        print(f"{len(report.from_feed)} linked page(s) could not be read; the feed's own text was used: "
+              + " ".join(report.from_feed))
+    if built:
+        print(f"indexed {built.documents} documents ({built.embedded_sentences} sentences embedded)")
     return 0
 
 
@@ -158,7 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--k", type=int, help="passages to retrieve (default 5)")
     sp.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
     sp.add_argument("--json", action="store_true", help="one JSON object per answer")
+    sp.add_argument("--since", metavar="YYYY-MM-DD",
+                    help="only documents dated on or after this day (undated documents are left out)")
+    sp.add_argument("--until", metavar="YYYY-MM-DD",
+                    help="only documents dated on or before this day (undated documents are left out)")
     sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("add", help="add the new items of an RSS/Atom feed (a file or URL) and index them")
+    sp.add_argument("feed", help="feed file or http(s) URL")
+    common(sp)
+    sp.add_argument("--no-index", action="store_true", help="only add the items to the corpus folder")
+    sp.add_argument("--json", action="store_true", help="print what was added as JSON")
+    sp.set_defaults(func=cmd_add)
 
     sp = sub.add_parser("model", help="fetch and verify the embedding model")
     sp.add_argument("action", choices=["fetch"])

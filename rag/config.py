@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from datetime import date as _date
 from pathlib import Path
 from typing import Literal
 
@@ -76,6 +77,11 @@ class Settings:
     # auto = where the CPU computes bfloat16 natively (it costs ~0.2 s there, ~0.55 s elsewhere)
     reader: str = "auto"
 
+    # date filter (ISO dates, inclusive): only documents dated in the range are retrieved;
+    # with a filter set, documents without a date are left out (their date is unknown)
+    since: str | None = None
+    until: str | None = None
+
     def __post_init__(self) -> None:
         root = Path(self.project_root).resolve()
         object.__setattr__(self, "project_root", root)
@@ -101,6 +107,16 @@ class Settings:
             raise ValueError(f"reader must be auto, on or off, not {self.reader!r}")
         if self.answerability not in ("on", "off"):
             raise ValueError(f"answerability must be on or off, not {self.answerability!r}")
+        for name in ("since", "until"):
+            value = (getattr(self, name) or "").strip() or None
+            if value is not None:
+                try:
+                    value = _date.fromisoformat(value[:10]).isoformat()
+                except ValueError:
+                    raise ValueError(f"{name} must be a date as YYYY-MM-DD, not {getattr(self, name)!r}") from None
+            object.__setattr__(self, name, value)
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
         if self.dtype not in ("auto", *DTYPES):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
 

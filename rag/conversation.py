@@ -3,8 +3,10 @@
 Every turn after the first is answered twice:
 
 - **alone**: the question on its own, exactly as a first question;
-- **in context**: the previous turn's search text joined to the question, with retrieval
-  leaning on the documents the previous answer cited (`Settings.prefer_boost`).
+- **in context**: passages retrieved with the previous turn's search text joined to the
+  question, leaning on the documents the previous answer cited (`Settings.prefer_boost`);
+  their sentences are then read with the question's own words and vector, so that the
+  answer is what the new question asks, not the previous answer again.
 
 `reply()` keeps one reading (`judge`) and returns the
 other one too, so a user can take the turn the other way without waiting
@@ -102,7 +104,8 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     query = context_query(question, previous)
     own, joined = embed_questions(index, embedder, [question, query], settings)
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
-    in_context = answer(index, embedder, query, settings, mode, k, embedded=joined, prefer=previous.doc_ids)
+    in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
+                        search=(query, joined[0]))
     judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model)
     if judgement.reason.startswith("in context"):
         return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
@@ -118,6 +121,7 @@ CONTENT_FREE = (
 )
 FEATURES = (
     "alone_margin",  # the reading alone: answerability log-odds − threshold
+    "context_margin",  # the reading in context: the same
     "own_fit_gap",   # cosine of the question alone with the in-context answer − with its own best sentence
     "content_free",  # cosine of the question with the mean of CONTENT_FREE
 )
@@ -173,7 +177,8 @@ def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone
     sv = index.sentence_vectors
     own_best = float(sv[alone.best] @ q_vec) if alone.best >= 0 else 0.0
     own_fit = float(sv[in_context.best] @ q_vec) if in_context.best >= 0 else 0.0
-    return np.array([alone.margin, own_fit - own_best, float(content_free_vector(embedder) @ q_vec)], np.float32)
+    return np.array([alone.margin, in_context.margin, own_fit - own_best, float(content_free_vector(embedder) @ q_vec)],
+                    np.float32)
 
 
 # without a fitted model: in context only when its evidence beats the reading alone and
@@ -196,8 +201,8 @@ def judge(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer, in
         reason = "alone: read in context, the sources do not answer either"
     elif not alone.abstained and a >= c:
         reason = "alone: it is answered on its own at least as clearly"
-    elif x[1] < -OWN_FIT_SLACK:
+    elif x[2] < -OWN_FIT_SLACK:
         reason = "alone: the question itself does not fit the answer found in context"
     else:
         reason = "in context: the previous turn's evidence answers it more clearly"
-    return Judgement(a, c, float(x[1]), float(x[2]), reason)
+    return Judgement(a, c, float(x[2]), float(x[3]), reason)

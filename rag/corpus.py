@@ -6,18 +6,23 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import importlib
 import json
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 
+from rag.formats import Extracted, NoText
+from rag.formats.dates import date_line, to_iso
+from rag.formats.html import visible_text
 from rag.progress import OnProgress
 from rag.text import detect_lang, normalize
 
-SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl", ".pdf", ".docx")
+BINARY_READERS = {".pdf": "rag.formats.pdf", ".docx": "rag.formats.docx"}  # suffix -> module with extract(bytes)
 MAX_FILE_BYTES = 20 * 1024 * 1024  # per-file limit when no settings are given (Settings.max_file_mb)
 
 
@@ -29,10 +34,23 @@ class Document:
     text: str  # what is shown and cited; offsets refer to this
     lang: str
     url: str = ""
-    date: str = ""
+    date: str = ""  # ISO 8601 (YYYY-MM-DD or a full datetime), "" when unknown
+    pages: tuple[int, ...] = ()  # paged formats (PDF): the offset in `text` where each page starts
+    extractor: str = ""  # the reader that produced `text` (e.g. trafilatura, pdfium)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pages", tuple(int(p) for p in self.pages))
+
+    def page_at(self, offset: int) -> int | None:
+        """The page (from 1) holding character `offset` of the text; None for unpaged documents."""
+        if not self.pages:
+            return None
+        return max(1, bisect.bisect_right(self.pages, offset))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["pages"] = list(self.pages)
+        return d
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,7 @@ class Skipped:
 class CorpusLoad:
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the build report: fallbacks, boilerplate dropped
 
 
 class UnreadableFile(ValueError):
@@ -107,10 +126,14 @@ def decode(data: bytes) -> str:
     return text
 
 
-def clean(text: str) -> str:
-    """Unify line ends, drop control characters and repeated paragraphs (kept: first copy)."""
+PAGE_BREAK = "\x0c"  # between the pages of a paged document while it is cleaned
+
+
+def clean(text: str, keep: str = "") -> str:
+    """Unify line ends, drop control characters (but those in `keep`) and repeated
+    paragraphs (kept: the first copy)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if ch in "\n\t" or ch >= " " or ch == "\u200c")
+    text = "".join(ch for ch in text if ch in "\n\t" or ch >= " " or ch == "\u200c" or ch in keep)
     seen: set[str] = set()
     kept: list[str] = []
     for line in text.split("\n"):
@@ -124,47 +147,26 @@ def clean(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-class _HTMLText(HTMLParser):
-    _BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "blockquote"}
-    _SKIP = {"script", "style", "noscript", "template", "head"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title = ""
-        self._skip = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "title":
-            self._in_title = True
-        elif tag in self._SKIP:
-            self._skip += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag == "title":
-            self._in_title = False
-        elif tag in self._SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data):
-        if self._in_title:
-            self.title += data
-        elif not self._skip:
-            self.parts.append(data)
+def _split_pages(text: str) -> tuple[str, tuple[int, ...]]:
+    """Text with PAGE_BREAK between pages → (pages joined by a blank line, offset of each page)."""
+    out: list[str] = []
+    starts: list[int] = []
+    pos = 0
+    for part in text.split(PAGE_BREAK):
+        part = part.strip()
+        if out and part:
+            pos += 2  # the "\n\n" before this page
+        starts.append(pos)
+        if part:
+            out.append(part)
+            pos += len(part)
+    return "\n\n".join(out), tuple(starts)
 
 
 def html_to_text(html: str) -> tuple[str, str]:
-    """(title, text) of an HTML page: visible text only, scripts and styles dropped."""
-    parser = _HTMLText()
-    parser.feed(html)
-    parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).split("\n")]
-    return " ".join(parser.title.split()), "\n".join(line for line in lines if line)
+    """(title, text) of an HTML page: visible text only, scripts and styles dropped
+    (the fallback of `rag.formats.html.extract`, which reads the article)."""
+    return visible_text(html)
 
 
 def _title_from(text: str) -> str:
@@ -173,8 +175,17 @@ def _title_from(text: str) -> str:
     return first if len(first) <= 120 else first[:117].rsplit(" ", 1)[0] + "…"
 
 
-def make_document(text: str, source: str, title: str = "", url: str = "", date: str = "", id: str = "") -> Document | None:
-    text = clean(text)
+def make_document(text: str, source: str, title: str = "", url: str = "", date: str = "", id: str = "",
+                  extractor: str = "", page_texts: tuple[str, ...] | list[str] = ()) -> Document | None:
+    """A Document of cleaned text (None when nothing is left). `page_texts`: the text of each
+    page instead of `text`, for paged formats (PDF), whose page offsets are kept. The date is
+    normalised to ISO 8601; without one, a date line at the top of the text is used."""
+    pages: tuple[int, ...] = ()
+    if page_texts:
+        text = clean(f"\n{PAGE_BREAK}\n".join(page_texts), keep=PAGE_BREAK)
+        text, pages = _split_pages(text)
+    else:
+        text = clean(text)
     if not any(ch.isalnum() for ch in text):
         return None
     return Document(
@@ -184,8 +195,29 @@ def make_document(text: str, source: str, title: str = "", url: str = "", date: 
         text=text,
         lang=detect_lang(text[:5000]),
         url=url,
-        date=date,
+        date=to_iso(date) or date_line(text),
+        pages=pages,
+        extractor=extractor,
     )
+
+
+def _extract(path: Path, data: bytes) -> Extracted:
+    """The text and metadata of one file, by its type."""
+    suffix = path.suffix.lower()
+    if suffix in BINARY_READERS:
+        module = importlib.import_module(BINARY_READERS[suffix])
+        try:
+            return module.extract(data)
+        except (NoText, UnreadableFile):
+            raise
+        except Exception as e:  # noqa: BLE001 - a damaged file is reported by name, never raised
+            raise UnreadableFile(f"cannot read this {suffix[1:].upper()} file ({type(e).__name__}: {e})") from e
+    text = decode(data)
+    if suffix in (".html", ".htm"):
+        from rag.formats.html import extract
+
+        return extract(text)
+    return Extracted(text, extractor="text")
 
 
 def read_file(path: Path, source: str, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[Document], list[Skipped]]:
@@ -196,14 +228,14 @@ def read_file(path: Path, source: str, max_bytes: int = MAX_FILE_BYTES) -> tuple
     if size > max_bytes:
         return [], [Skipped(source, f"file too large ({size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB, "
                                     "set RAG_MAX_FILE_MB to raise it)")]
-    text = decode(path.read_bytes())
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return _read_jsonl(text, source)
-    title = ""
-    if suffix in (".html", ".htm"):
-        title, text = html_to_text(text)
-    doc = make_document(text, source, title=title)
+    if path.suffix.lower() == ".jsonl":
+        return _read_jsonl(decode(path.read_bytes()), source)
+    try:
+        ex = _extract(path, path.read_bytes())
+    except NoText as e:
+        return [], [Skipped(source, str(e))]
+    doc = make_document(ex.text, source, title=ex.title, url=ex.url, date=ex.date, extractor=ex.extractor,
+                        page_texts=ex.page_texts)
     if doc is None:
         return [], [Skipped(source, "no text (empty, white space or punctuation only)")]
     return [doc], []
@@ -225,7 +257,7 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
             continue
         doc = make_document(
             rec["text"], where, title=str(rec.get("title") or ""), url=str(rec.get("url") or ""),
-            date=str(rec.get("date") or ""), id=str(rec.get("id") or ""),
+            date=str(rec.get("date") or ""), id=str(rec.get("id") or ""), extractor="jsonl",
         )
         if doc is None:
             skipped.append(Skipped(where, "no text"))
@@ -235,15 +267,17 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
 
 
 def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: int = MAX_FILE_BYTES,
-                on_progress: OnProgress | None = None) -> CorpusLoad:
-    """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id.
+                on_progress: OnProgress | None = None, boilerplate: bool = True) -> CorpusLoad:
+    """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id,
+    without the lines repeated across many documents (`rag.boilerplate`; `boilerplate=False`
+    keeps them).
 
     `on_progress("reading", done, total)` reports the files read so far."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus_dir}")
     root = Path(project_root or corpus_dir.parent).resolve()
-    docs: dict[str, Document] = {}
+    found_all: list[Document] = []
     skipped: list[Skipped] = []
     paths = [p for p in sorted(corpus_dir.rglob("*"))
              if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)]
@@ -263,14 +297,23 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
             skipped.append(Skipped(source, str(e) or type(e).__name__))
             continue
         skipped.extend(bad)
-        for doc in found:
-            if doc.id in docs:
-                skipped.append(Skipped(doc.source, f"duplicate of {docs[doc.id].source}"))
-            else:
-                docs[doc.id] = doc
+        found_all.extend(found)
     if on_progress is not None:
         on_progress("reading", len(paths), len(paths))
-    return CorpusLoad(list(docs.values()), skipped)
+    notes = [f"{d.source}: no article found by trafilatura; indexed the page's visible text (menus and all)"
+             for d in found_all if d.extractor == "html visible text"]
+    if boilerplate:
+        from rag.boilerplate import remove_boilerplate
+
+        found_all, report = remove_boilerplate(found_all)
+        notes.append(report.note())
+    docs: dict[str, Document] = {}
+    for doc in found_all:
+        if doc.id in docs:
+            skipped.append(Skipped(doc.source, f"duplicate of {docs[doc.id].source}"))
+        else:
+            docs[doc.id] = doc
+    return CorpusLoad(list(docs.values()), skipped, notes)
 
 
 def load_project_corpus(settings, on_progress: OnProgress | None = None) -> CorpusLoad:

@@ -57,8 +57,9 @@ class Engine:
 
         `corpus`: the corpus folder as already read (else it is read now)."""
         on_progress = on_progress or self.on_progress
-        docs, skipped = (corpus.documents, corpus.skipped) if corpus is not None else (None, None)
-        report = build_index(self.settings, self.embedder, docs, skipped, on_progress=on_progress, wait=wait)
+        docs, skipped, notes = (corpus.documents, corpus.skipped, corpus.notes) if corpus is not None else (None, None, None)
+        report = build_index(self.settings, self.embedder, docs, skipped, on_progress=on_progress, wait=wait,
+                             notes=notes)
         self._index = Index.load(self.settings.index_dir, self.settings, self.embedder)
         return report
 

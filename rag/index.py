@@ -38,7 +38,7 @@ import numpy as np
 from rag import __version__
 from rag.chunking import Passage, chunk
 from rag.config import Settings
-from rag.corpus import Document, Skipped, load_project_corpus
+from rag.corpus import SUFFIXES, Document, Skipped, load_project_corpus
 from rag.embedding import Embedder
 from rag.models import sha256_file
 from rag.progress import OnProgress
@@ -63,6 +63,7 @@ class BuildReport:
     skipped: list[Skipped]
     seconds: float
     path: Path
+    notes: list[str] = field(default_factory=list)  # what the corpus reader did besides reading (fallbacks, boilerplate)
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k not in ("skipped", "path")}
@@ -97,6 +98,7 @@ class Index:
     dup_of: np.ndarray  # index of the first passage with the same normalised text
     calibration: dict = field(default_factory=dict)
     _sent_ptr: np.ndarray | None = None
+    _date_masks: dict = field(default_factory=dict)  # (since, until) -> passages in range (rag.retrieval.date_mask)
 
     # ---------- queries over the stored data ----------
     def passage_sentences(self, i: int) -> range:
@@ -352,7 +354,7 @@ def fingerprint(settings: Settings, documents: list[Document]) -> str:
                          "dim": settings.dim, "chunk_size": settings.chunk_size,
                          "chunk_overlap": settings.chunk_overlap, "faiss": settings.faiss}, sort_keys=True).encode())
     for d in sorted(documents, key=lambda d: (d.id, d.source)):
-        h.update(json.dumps([d.id, d.source, d.title, d.url, d.date, d.lang, _key(d.text)],
+        h.update(json.dumps([d.id, d.source, d.title, d.url, d.date, d.lang, _key(d.text), list(d.pages), d.extractor],
                             ensure_ascii=False).encode("utf-8"))
     return h.hexdigest()[:32]
 
@@ -392,7 +394,7 @@ def build_lock(index_dir: Path, wait: bool = True, on_progress: OnProgress = _no
 
 def build_index(settings: Settings, embedder: Embedder, documents: list[Document] | None = None,
                 skipped: list[Skipped] | None = None, on_progress: OnProgress | None = None,
-                wait: bool = True) -> BuildReport:
+                wait: bool = True, notes: list[str] | None = None) -> BuildReport:
     """Build the index of settings.corpus_dir (or of `documents`) and swap it in atomically.
 
     Holds the folder's build lock throughout (see `build_lock`). Every stage is reported
@@ -403,12 +405,15 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
     with build_lock(index_dir, wait, report):
         if documents is None:
             loaded = load_project_corpus(settings, report)
-            documents, skipped = loaded.documents, loaded.skipped
+            documents, skipped, notes = loaded.documents, loaded.skipped, loaded.notes
         skipped = list(skipped or [])
+        notes = list(notes or [])
+        for n in notes:
+            log.info("%s", n)
         for s in skipped:
             log.warning("skipped %s: %s", s.source, s.reason)
         if not documents:
-            raise IndexProblem(f"no readable documents in {settings.corpus_dir}: add .txt .md .html or .jsonl files")
+            raise IndexProblem(f"no readable documents in {settings.corpus_dir}: add {' '.join(SUFFIXES)} files")
 
         passages: list[Passage] = []
         s_pidx, s_start, s_end = [], [], []
@@ -461,7 +466,7 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
         checkpoint.clear()
         _prune(builds, keep={final.name, *_previous_build_names(index_dir)})
     return BuildReport(len(documents), len(passages), len(s_keys), n_s, len(s_keys) - n_s, skipped,
-                       time.time() - t0, final)
+                       time.time() - t0, final, notes)
 
 
 def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passages, s_pidx, s_start, s_end, s_keys,

@@ -63,11 +63,42 @@ def lexical_ceiling(index: Index, query_tokens: list[str], k1: float = 1.5) -> f
 SENTENCE_SCAN = 8  # sentences searched per passage wanted (a passage has ~4 on average)
 
 
-def dense_search(index: Index, q_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+def date_mask(index: Index, since: str | None, until: str | None) -> np.ndarray | None:
+    """Which passages belong to documents dated within [since, until] (ISO dates, inclusive);
+    None when no filter is set. Undated documents are out when a filter is set."""
+    if not since and not until:
+        return None
+    key = (since, until)
+    cache = index._date_masks
+    if key not in cache:
+        ok = {}
+        for doc_id, d in index.documents.items():
+            day = d.date[:10]
+            ok[doc_id] = bool(day) and (not since or day >= since) and (not until or day <= until)
+        cache[key] = np.array([ok[p.doc_id] for p in index.passages], dtype=bool)
+    return cache[key]
+
+
+def dense_search(index: Index, q_vec: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
     """The k passages whose best sentence is closest to the query, with that cosine.
 
     FAISS holds sentence vectors; a passage scores as its best sentence, which finds
-    the one sentence that answers better than a vector of the whole passage does."""
+    the one sentence that answers better than a vector of the whole passage does.
+    `mask` (over passages): only those passages, scored exactly over their sentences."""
+    if mask is not None:
+        allowed = mask[index.sent_passage]
+        if k <= 0 or not allowed.any():
+            return []
+        js = np.flatnonzero(allowed)
+        sims = index.sentence_vectors[js] @ np.asarray(q_vec, np.float32)
+        best: dict[int, float] = {}
+        for j in js[np.argsort(-sims, kind="stable")]:
+            p = int(index.sent_passage[j])
+            if p not in best:
+                best[p] = float(index.sentence_vectors[j] @ q_vec)
+                if len(best) == k:
+                    break
+        return list(best.items())
     n = min(k * SENTENCE_SCAN, index.dense.ntotal)
     if k <= 0 or n <= 0:
         return []
@@ -81,13 +112,17 @@ def dense_search(index: Index, q_vec: np.ndarray, k: int) -> list[tuple[int, flo
     return list(best.items())
 
 
-def lexical_search(index: Index, query: str, k: int) -> list[tuple[int, float]]:
+def lexical_search(index: Index, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
     q = tokens(query)
     n = len(index.passages)
     if not q or n == 0:
         return []
-    docs, scores = index.lexical.retrieve([q], k=min(k, n), show_progress=False, n_threads=1)
-    return [(int(i), float(s)) for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
+    docs, scores = index.lexical.retrieve([q], k=n if mask is not None else min(k, n), show_progress=False,
+                                          n_threads=1)
+    hits = [(int(i), float(s)) for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
+    if mask is not None:
+        hits = [(i, s) for i, s in hits if mask[i]][:k]
+    return hits
 
 
 def _collapse(index: Index, ranked: list[int]) -> list[int]:
@@ -103,12 +138,14 @@ def _collapse(index: Index, ranked: list[int]) -> list[int]:
 
 def retrieve(index: Index, query: str, q_vec: np.ndarray | None, settings: Settings,
              mode: str | None = None, k: int | None = None) -> list[Hit]:
-    """The top-k passages for the query; q_vec (the query embedding) is needed unless mode is lexical."""
+    """The top-k passages for the query; q_vec (the query embedding) is needed unless mode is lexical.
+    With `settings.since`/`until` only passages of documents dated in that range are returned."""
     mode = mode or settings.mode
     k = k or settings.k
     n_cand = max(settings.candidates, k)
-    dense = dense_search(index, q_vec, n_cand) if mode in ("dense", "hybrid") else []
-    lexical = lexical_search(index, query, n_cand) if mode in ("lexical", "hybrid") else []
+    mask = date_mask(index, settings.since, settings.until)
+    dense = dense_search(index, q_vec, n_cand, mask) if mode in ("dense", "hybrid") else []
+    lexical = lexical_search(index, query, n_cand, mask) if mode in ("lexical", "hybrid") else []
     d_score = dict(dense)
     l_score = dict(lexical)
     if mode == "dense":

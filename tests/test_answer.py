@@ -70,7 +70,7 @@ def test_answer_is_verbatim_sentences_with_citations(tiny_engine):
 def test_to_dict_matches_the_cli_shape(tiny_engine):
     d = tiny_engine.ask("Geneva snow airport").to_dict(tiny_engine.index)
     assert {"question", "answer", "abstained", "citations", "passages", "timings_ms"} <= set(d)
-    assert set(d["citations"][0]) == {"n", "doc_id", "source", "title", "start", "end", "text"}
+    assert set(d["citations"][0]) == {"n", "doc_id", "source", "title", "start", "end", "text", "date", "page"}
     assert {"doc_id", "source", "start", "end", "text", "score"} <= set(d["passages"][0])
     assert d["citations"][0]["source"] == "corpus/en_weather.md"
 

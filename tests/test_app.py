@@ -7,6 +7,7 @@ the `<script>` document and the first-start build use the fast hash embedder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -63,21 +64,11 @@ def test_snippets_carry_the_document_date_and_page(tiny_project):
     html = render.snippet_html(turn.snippets[0], "rag-t0-s0")
     assert '<bdi dir="ltr" class="rag-date">2012-08-06</bdi>' in html
 
-    class Paged:  # a document that knows its pages (PDFs, once the corpus reads them)
-        def __init__(self, doc):
-            self.doc = doc
-
-        def __getattr__(self, name):
-            return getattr(self.doc, name)
-
-        def page_at(self, offset: int) -> int | None:
-            return 3
-
-    doc_id = turn.snippets[0].doc_id
-    paged = type("PagedIndex", (), {"documents": {**index.documents, doc_id: Paged(index.documents[doc_id])}})()
-    s = make_turn(got, paged).snippets[0]
-    assert s.page == 3 and s.date == "2012-08-06"
-    assert "p. 3" in render.snippet_html(s, "x") and "صفحهٔ 3" in render.snippet_html(s, "x", "fa")
+    doc_id = turn.snippets[0].doc_id  # the same document as a PDF would give it: page 2 starts at its start
+    paged = dataclasses.replace(index.documents[doc_id], pages=(0, 0))
+    s = make_turn(got, type("PagedIndex", (), {"documents": {**index.documents, doc_id: paged}})()).snippets[0]
+    assert s.page == 2 and s.date == "2012-08-06"
+    assert "p. 2" in render.snippet_html(s, "x") and "صفحهٔ 2" in render.snippet_html(s, "x", "fa")
 
 
 def test_an_exchange_swaps_its_readings_and_the_next_turn_leans_on_the_one_shown(tiny_engine):
@@ -199,7 +190,7 @@ def test_add_upload_refuses_bad_files_and_writes_nothing(tmp_path):
     with pytest.raises(UploadError, match="already in the corpus"):
         add_upload("copy.txt", b"Same text", corpus, tmp_path, known_ids={_id("Same text"): "corpus/orig.txt"})
     with pytest.raises(UploadError, match="not supported"):
-        add_upload("x.pdf", b"%PDF", corpus, tmp_path)
+        add_upload("x.odt", b"PK odt", corpus, tmp_path)  # .pdf and .docx are supported now
     assert list(corpus.iterdir()) == []
 
 
@@ -509,3 +500,22 @@ def test_upload_notices_are_in_the_interface_language(tiny_env):
     assert errors[0] in {i18n.t("fa", "upload_unreadable", name="tool.txt", error=errors[0].split(": ", 1)[-1]),
                          i18n.t("fa", "upload_no_document", name="tool.txt",
                                 reasons=errors[0].split("(", 1)[-1].rstrip(")"))}
+
+
+def test_the_date_filter_is_in_the_interface_language_and_leaves_out_undated_documents(tiny_env):
+    from ui import i18n
+
+    (tiny_env / "corpus" / "dated.jsonl").write_text(
+        '{"title": "Mars landing", "date": "2012-08-06", "text": "The Curiosity rover landed on Mars in August 2012."}\n',
+        encoding="utf-8")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.context = {"locale": "ar"}
+    at.run()  # the new file is not indexed yet: re-index
+    at.sidebar.button(key="reindex").click().run()
+    toggle = at.sidebar.toggle(key="date_on")
+    assert toggle.label == i18n.AR["date_toggle"] and toggle.help == i18n.t("ar", "date_help", dated=1, total=4)
+    toggle.set_value(True).run()
+    assert at.sidebar.date_input(key="date_range").label == i18n.AR["dates"]
+    html = ask(at, "تماس تلفنی پوتین و ترامپ")  # only the dated document may answer now
+    assert "corpus/fa_call.txt" not in " ".join(html)
+    assert all("corpus/dated.jsonl#1" in h and "2012-08-06" in h for h in html if "rag-snippet" in h)

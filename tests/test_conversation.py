@@ -52,7 +52,7 @@ def test_context_carries_the_kept_reading():
 
 
 def test_follow_up_model_round_trips_and_refuses_other_features():
-    X = np.array([[2.0, 0.0, 0.1], [-1.0, 0.0, 0.5], [3.0, -0.3, 0.05], [-2.0, 0.0, 0.6]], np.float32)
+    X = np.array([[2.0, 1.0, 0.0, 0.1], [-1.0, 2.0, 0.0, 0.5], [3.0, 1.0, -0.3, 0.05], [-2.0, 2.0, 0.0, 0.6]], np.float32)
     y = np.array([0.0, 1.0, 0.0, 1.0])
     m = fit_followup(X, y)
     again = FollowUpModel.from_dict(json.loads(json.dumps(m.to_dict())))
@@ -66,15 +66,14 @@ def test_judge_follows_the_model_and_the_rule(tiny_engine):
     idx, emb = tiny_engine.index, tiny_engine.embedder
     q_vec = emb.embed_queries(["and then?"])[0]
     alone, ctx = _answer(abstained=True, evidence=-1.0, best=0), _answer(evidence=2.0, best=0)
-    yes = FollowUpModel(np.zeros(3, np.float32), np.ones(3, np.float32), np.zeros(3, np.float32), 1.0)
-    no = FollowUpModel(np.zeros(3, np.float32), np.ones(3, np.float32), np.zeros(3, np.float32), -1.0)
+    yes = FollowUpModel(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32), np.zeros(len(FEATURES), np.float32), 1.0)
+    no = FollowUpModel(np.zeros(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32), np.zeros(len(FEATURES), np.float32), -1.0)
     assert judge(idx, emb, q_vec, alone, ctx, yes).reason.startswith("in context")
     assert judge(idx, emb, q_vec, alone, ctx, no).reason.startswith("alone")
     # without a model: a reading in context that abstains is never kept
     assert judge(idx, emb, q_vec, alone, _answer(abstained=True, evidence=-0.5, best=0)).reason.startswith("alone")
     # … nor one that is not clearly better than the reading alone
     assert judge(idx, emb, q_vec, _answer(evidence=3.0, best=0), ctx).reason.startswith("alone")
-    assert len(FEATURES) == 3
 
 
 def test_reply_reads_a_second_turn_both_ways(tiny_engine):
@@ -84,6 +83,8 @@ def test_reply_reads_a_second_turn_both_ways(tiny_engine):
     second = reply(idx, emb, "چقدر طول کشید؟", first.context(), s, model=None)
     assert second.previous == "پوتین ترامپ تماس"
     assert {second.query, second.other_query} == {"چقدر طول کشید؟", "پوتین ترامپ تماس چقدر طول کشید؟"}
+    # both readings answer the question as asked; only what they searched differs
+    assert second.answer.question == second.other.question == "چقدر طول کشید؟"
     assert second.judgement is not None and second.other is not None
 
 
@@ -165,3 +166,20 @@ def test_eval_dialogues_cli_writes_a_report(seed_project, tmp_path):
     assert [t["turn"] for t in results["turns"]] == [1, 2]
     assert results["turns"][1]["judgement"] is not None
     assert (out / "report.md").read_text("utf-8").startswith("# Dialogue evaluation")
+
+
+def test_citations_carry_the_documents_date(tiny_project):
+    from rag.embedding import HashEmbedder
+    from rag.engine import Engine
+
+    (tiny_project.corpus_dir / "dated.jsonl").write_text(json.dumps(
+        {"title": "Snow", "text": "Geneva airport closed for three hours because of heavy snow.", "date": "2025-01-14"})
+        + "\n", "utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    engine.build()
+    ans = engine.ask("Geneva airport closed snow hours")
+    dated = [c for c in ans.citations if c.source.endswith("dated.jsonl#1")]
+    assert dated and dated[0].date == "2025-01-14" and dated[0].to_dict()["date"] == "2025-01-14"
+    assert dated[0].where.endswith(", 2025-01-14")
+    undated = [c for c in ans.citations if c.source.endswith(".md")]
+    assert all(c.date == "" and c.where == c.source for c in undated)

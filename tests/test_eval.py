@@ -296,7 +296,7 @@ def test_distractors_from_news_json_and_zip_files(tmp_path):
     assert fars[0].title == "خبر 0" and "بند اول خبر شماره 0." in fars[0].text and "خلاصه خبر" in fars[0].text
     assert fars[0].url == "https://example.org/0"
     saudi = [d for d in docs if d.source.startswith("news/2015-07-21.zip/2015-07-21.json#")]
-    assert len(saudi) == 4 and saudi[1].lang == "ar" and saudi[1].date == "2015-07-21 02:51:32"
+    assert len(saudi) == 4 and saudi[1].lang == "ar" and saudi[1].date == "2015-07-21T02:51:32"  # dates are normalised to ISO 8601
     assert len(load_distractors(folder / "2015-07-21.zip")) == 4
     assert len(load_distractors(folder / "fars-news-1.json")) == 5
 

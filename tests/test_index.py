@@ -284,6 +284,7 @@ def test_fingerprint_covers_what_a_build_depends_on(tiny_project):
         [replace(docs[0], source="corpus/elsewhere.txt")] + docs[1:],
         [replace(docs[0], text=docs[0].text + " ")] + docs[1:],
         [replace(docs[0], date="2025-01-01")] + docs[1:],
+        [replace(docs[0], pages=(0, 10))] + docs[1:],
         docs[1:],
     ]
     for d in changed:

@@ -10,6 +10,9 @@ every browser session; each session keeps its own chat, language and retrieval s
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import date as _date
+
 import streamlit as st
 
 from rag import progress
@@ -92,6 +95,8 @@ def run_build(engine: Engine, label: str) -> BuildReport | None:
                       state="complete", expanded=False)
     for s in report.skipped:
         st.warning(T("skipped", source=s.source, reason=s.reason))
+    for note in report.notes:  # the corpus reader's fallbacks and the boilerplate rule (library text)
+        st.info(note)
     return report
 
 
@@ -131,6 +136,7 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
         k = st.slider(T("k"), 1, 20, value=s.k, key="k")
         mode = st.radio(T("mode"), MODES, index=MODES.index(s.mode), horizontal=True, key="mode",
                         format_func=lambda m: T(f"mode_{m}"), help=T("mode_help"))
+        date_filter(index)
 
         st.header(T("sidebar_add"))
         for kind, key, fields in st.session_state.pop("notices", []):
@@ -148,6 +154,27 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
         if st.button(T("clear"), key="clear", icon=":material/delete:", width="stretch"):
             st.session_state.exchanges = []
     return k, mode
+
+
+def date_filter(index: Index) -> None:
+    """The sidebar's date range (inclusive), kept in st.session_state["date_filter"] as
+    (since, until) ISO strings, or (None, None) when off; undated documents are left out while on."""
+    days = sorted(d.date[:10] for d in index.documents.values() if d.date)
+    st.session_state["date_filter"] = (None, None)
+    if not days:
+        return
+    if not st.toggle(T("date_toggle"), key="date_on", help=T("date_help", dated=len(days), total=len(index.documents))):
+        return
+    first, last = _date.fromisoformat(days[0]), _date.fromisoformat(days[-1])
+    picked = st.date_input(T("dates"), value=(first, last), key="date_range")
+    picked = list(picked) if isinstance(picked, (list, tuple)) else [picked]
+    if picked and picked[0] is not None:
+        st.session_state["date_filter"] = (picked[0].isoformat(), picked[-1].isoformat())
+
+
+def with_date_filter(settings: Settings) -> Settings:
+    since, until = st.session_state.get("date_filter", (None, None))
+    return dataclasses.replace(settings, since=since, until=until)
 
 
 def add_files(engine: Engine, index: Index, files) -> None:
@@ -226,7 +253,8 @@ def ask(engine: Engine, question: str, k: int, mode: str) -> None:
     index = engine.index  # one snapshot: the answer and its snippets come from the same index
     try:
         with st.spinner(T("searching")):
-            got = reply(index, engine.embedder, question, context_of(exchanges), engine.settings, mode=mode, k=k)
+            got = reply(index, engine.embedder, question, context_of(exchanges), with_date_filter(engine.settings),
+                        mode=mode, k=k)
     except QuestionError as e:
         with st.chat_message("assistant"):
             st.warning(T("question_invalid", error=e))
