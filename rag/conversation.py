@@ -125,7 +125,6 @@ FEATURES = (
     "context_margin",  # the reading in context: the same
     "own_fit_gap",   # cosine of the question alone with the in-context answer − with its own best sentence
     "content_free",  # cosine of the question with the mean of CONTENT_FREE
-    "alone_elsewhere",  # 1 if the reading alone answers from a document the previous answer did not cite
 )
 _CONTENT_FREE: dict[int, np.ndarray] = {}
 
@@ -179,10 +178,8 @@ def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone
     sv = index.sentence_vectors
     own_best = float(sv[alone.best] @ q_vec) if alone.best >= 0 else 0.0
     own_fit = float(sv[in_context.best] @ q_vec) if in_context.best >= 0 else 0.0
-    elsewhere = not alone.abstained and alone.best >= 0 and (
-        index.passages[int(index.sent_passage[alone.best])].doc_id not in previous_docs)
-    return np.array([alone.margin, in_context.margin, own_fit - own_best, float(content_free_vector(embedder) @ q_vec),
-                     float(elsewhere)], np.float32)
+    return np.array([alone.margin, in_context.margin, own_fit - own_best, float(content_free_vector(embedder) @ q_vec)],
+                    np.float32)
 
 
 # without a fitted model: in context only when its evidence beats the reading alone and
