@@ -658,7 +658,8 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
         log.info("index update: %s%s", plan.update, f" ({plan.why})" if plan.why else "")
         if plan.update == "unchanged":
             m = _current_manifest(index_dir) or {}
-            report("hashing", 0, 0)
+            for stage in ("chunking", "embedding", "writing", "dense", "lexical", "hashing"):
+                report(stage, 0, 0)  # each stage passed, with nothing to do (rag.progress)
             c = m.get("corpus", {})
             return BuildReport(c.get("documents", 0), c.get("passages", 0), c.get("sentences", 0), 0,
                                c.get("sentences", 0), skipped, time.time() - t0, (index_dir / "current").resolve(),

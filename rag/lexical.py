@@ -6,7 +6,7 @@ only raw counts (`Postings`: token → passages, term frequency, passage lengths
 `Lexical` scores a query over all segments with statistics of the live passages at
 load time. The scoring is bm25s's default ("lucene": idf = ln(1 + (N − df + .5)/(df + .5)),
 tf / (tf + k1·(1 − b + b·len/avglen)), k1 = 1.5, b = .75), so rankings are the same as
-one bm25s index of the same passages (tests/test_lexical.py checks it).
+one bm25s index of the same passages (tests/test_segments.py checks it).
 """
 
 from __future__ import annotations
