@@ -305,13 +305,16 @@ def embed_questions(index: Index, embedder: Embedder, questions: list[str], sett
 
 def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
            mode: str | None = None, k: int | None = None, *, embedded: tuple | None = None,
-           prefer: Collection[str] = (), search: tuple[str, np.ndarray] | None = None) -> Answer:
+           prefer: Collection[str] = (), search: tuple[str, np.ndarray] | None = None,
+           judge_as: tuple[str, np.ndarray] | None = None) -> Answer:
     """Answer from the index's sentences, with citations, or abstain.
 
     `embedded`: the question's (vector, token states) from `embed_questions`, when already
     computed; `prefer`: documents whose passages retrieval boosts (see retrieve_for_answer);
     `search`: (text, vector) to retrieve passages with instead of the question's (a
-    follow-up searches with the conversation, and reads the sentences with its own words)."""
+    follow-up searches with the conversation, and reads the sentences with its own words);
+    `judge_as`: (text, vector) whose answerability decides whether to abstain (a follow-up:
+    the conversation's, since "and then?" alone has nothing to answer)."""
     t0 = time.perf_counter()
     question = check_question(question)
     mode = mode or settings.mode
@@ -326,7 +329,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     hits = retrieve_for_answer(index, s_text, s_vec, settings, mode, k, prefer)
     t2 = time.perf_counter()
     scored, rows = score_sentences(index, hits, q_vec, question, settings)
-    evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
+    j_text, j_vec = judge_as if judge_as is not None else (question, q_vec)
+    evidence, threshold, pair = decide(index, settings, hits, scored, j_vec, j_text, lang)
     abstained = not scored or (threshold is not None and evidence < threshold)
     best = scored[0][1] if scored else -1
     t_read = time.perf_counter()

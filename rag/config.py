@@ -61,7 +61,7 @@ class Settings:
 
     # answering
     answer_passages: int = 3  # sentences are taken from this many top passages
-    max_sentences: int = 3
+    max_sentences: int = 2  # the answer: the sentence that answers, and at most one more for the same event
     # where an answer's second and third sentences may come from: the first one's document
     # (the same event), or any retrieved passage
     extra_sentences: Literal["same-document", "any"] = "same-document"
