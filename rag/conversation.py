@@ -4,7 +4,8 @@ Every turn after the first is answered twice:
 
 - **alone**: the question on its own, exactly as a first question;
 - **in context**: passages retrieved with the previous turn's search text joined to the
-  question, leaning on the documents the previous answer cited (`Settings.prefer_boost`);
+  question, from the documents the previous answer cited when any of them is retrieved
+  (else leaning on them by `Settings.prefer_boost`);
   their sentences are then read with the question's own words and vector, so that the
   answer is what the new question asks, not the previous answer again; whether the
   sources answer it at all is judged on the joined text (the question as understood).
@@ -106,7 +107,7 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     own, joined = embed_questions(index, embedder, [question, query], settings)
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
-                        search=(query, joined[0]), judge_as=(query, joined[0]))
+                        only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]))
     judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model)
     if judgement.reason.startswith("in context"):
         return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
