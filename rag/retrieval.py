@@ -60,9 +60,6 @@ def lexical_ceiling(index: Index, query_tokens: list[str], k1: float = 1.5) -> f
                for t in set(query_tokens) if t in index.df and t != "_n")
 
 
-SENTENCE_SCAN = 8  # sentences searched per passage wanted (a passage has ~4 on average)
-
-
 def date_mask(index: Index, since: str | None, until: str | None) -> np.ndarray | None:
     """Which passages belong to documents dated within [since, until] (ISO dates, inclusive);
     None when no filter is set. Undated documents are out when a filter is set."""
@@ -101,17 +98,10 @@ def dense_search(index: Index, q_vec: np.ndarray, k: int, mask: np.ndarray | Non
                 if len(best) == k:
                     break
         return list(best.items())
-    n = min(k * SENTENCE_SCAN, len(index.sent_keys))
-    if k <= 0 or n <= 0:
+    if k <= 0:
         return []
-    best = {}
-    for j, s in index.store.dense(q_vec, n, *dates):
-        p = int(index.sent_passage[j])
-        if mask is None or mask[p]:
-            best.setdefault(p, s)  # scores come best first
-            if len(best) == k:
-                break
-    return list(best.items())
+    hits = [(int(index.sent_passage[j]), s) for j, s in index.store.dense(q_vec, k, *dates)]
+    return [(p, s) for p, s in hits if mask is None or mask[p]]
 
 
 def lexical_search(index: Index, query: str, k: int, mask: np.ndarray | None = None,

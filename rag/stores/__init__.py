@@ -5,7 +5,7 @@ a Milvus server or cluster).
 The index folder stays the source of truth for documents, passages, sentence offsets and
 citations; a store answers two questions about the build it was opened with:
 
-    dense(q_vec, n, since, until)  -> [(sentence index, cosine)], best first
+    dense(q_vec, k, since, until)  -> [(sentence index, cosine)], one per passage, best first
     lexical(q_tokens, k, since, until) -> [(passage index, BM25)], best first
 
 `RAG_STORE` (Settings.store) chooses it: `faiss`, `milvus` (Milvus Lite in

@@ -16,10 +16,11 @@ MILVUS_INDEXES = ("FLAT", "HNSW", "AUTOINDEX")
 class VectorStore(Protocol):
     kind: str
 
-    def dense(self, q_vec: np.ndarray, n: int, since: str | None = None,
+    def dense(self, q_vec: np.ndarray, k: int, since: str | None = None,
               until: str | None = None) -> list[tuple[int, float]]:
-        """The n sentences closest to q_vec (cosine), best first; with since/until only
-        sentences of documents dated in that range (FAISS: None, the caller filters)."""
+        """The best sentence of each of the (up to) k passages whose best sentence is closest
+        to q_vec, with its cosine, best first; with since/until only documents dated in that
+        range (Milvus filters; FAISS does not, rag.retrieval scores a date range exactly)."""
         ...
 
     def lexical(self, q_tokens: list[str], k: int, since: str | None = None,

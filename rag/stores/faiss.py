@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+SENTENCE_SCAN = 8  # sentences searched per passage wanted (a passage has ~4 on average)
+
 
 class FaissStore:
     kind = "faiss"
@@ -15,13 +17,23 @@ class FaissStore:
     def __init__(self, index):
         self.index = index  # rag.index.Index: .dense (faiss) and .lexical (bm25s)
 
-    def dense(self, q_vec, n, since=None, until=None):
-        """FAISS cannot filter by date: rag.retrieval scores a date range exactly over the vectors."""
-        n = min(n, self.index.dense.ntotal)
-        if n <= 0:
+    def dense(self, q_vec, k, since=None, until=None):
+        """The k·SENTENCE_SCAN closest sentences, the first of each passage (fewer than k
+        passages when they crowd the scan). FAISS cannot filter by date: rag.retrieval
+        scores a date range exactly over the vectors instead."""
+        n = min(k * SENTENCE_SCAN, self.index.dense.ntotal)
+        if k <= 0 or n <= 0:
             return []
         scores, ids = self.index.dense.search(np.asarray(q_vec, np.float32).reshape(1, -1), n)
-        return [(int(j), float(s)) for j, s in zip(ids[0], scores[0], strict=True) if j >= 0]
+        seen, out = set(), []
+        for j, s in zip(ids[0], scores[0], strict=True):
+            p = int(self.index.sent_passage[j]) if j >= 0 else -1
+            if p >= 0 and p not in seen:  # scores come best first
+                seen.add(p)
+                out.append((int(j), float(s)))
+                if len(out) == k:
+                    break
+        return out
 
     def lexical(self, q_tokens, k, since=None, until=None):
         n = len(self.index.passages)

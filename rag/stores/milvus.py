@@ -5,7 +5,9 @@ Two collections per index, named `<prefix>_<tag>_sentences` and `<prefix>_<tag>_
 where the tag hashes what makes vectors and passages comparable (model, weights,
 dimensions, normalisation, chunking): another model gets other collections, never a mix.
 
-    sentences: id = "<passage id>:<start>", doc_id, doc_key, date, head, vector (FLOAT_VECTOR, IP)
+    sentences: id = "<passage id>:<start>", doc_id, doc_key, date, head, passage (its passage id),
+               vector (FLOAT_VECTOR, IP); searched grouped by passage: a passage scores as its
+               best sentence, as with FAISS
     passages:  id = passage id, doc_id, doc_key, date, head, text (the normalised tokens,
                rag.text.tokens, joined by spaces), sparse (Milvus's BM25 function of text)
 
@@ -127,6 +129,7 @@ def _create(client, pymilvus, spec: StoreSpec, sentences: str, passages: str, di
     existing = set(client.list_collections())
     if sentences not in existing:
         s = base_schema()
+        s.add_field("passage", DataType.VARCHAR, max_length=32)
         s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         idx = client.prepare_index_params()
         params = {"M": 32, "efConstruction": 80} if spec.index == "HNSW" else {}
@@ -219,8 +222,8 @@ def sync(spec: StoreSpec, collections: dict, documents, passages, s_pidx, s_star
             def row(doc_id: str, i: int, head: bool, name=name) -> dict:
                 common = {"doc_id": doc_id, "doc_key": keys[doc_id], "date": dates[doc_id], "head": head}
                 if name == sentences_c:
-                    return {"id": f"{passages[s_pidx[i]].id}:{int(s_start[i])}", **common,
-                            "vector": s_vecs[i].tolist()}
+                    pid = passages[s_pidx[i]].id
+                    return {"id": f"{pid}:{int(s_start[i])}", **common, "passage": pid, "vector": s_vecs[i].tolist()}
                 return {"id": passages[i].id, **common, "text": " ".join(tokens(passages[i].text))}
 
             members = by_doc_s if name == sentences_c else by_doc_p
@@ -230,6 +233,7 @@ def sync(spec: StoreSpec, collections: dict, documents, passages, s_pidx, s_star
             # every row but the heads first, then the heads: a head means the document is complete
             _upsert(client, name, (row(d, i, False) for d in todo for i in members.get(d, ())[1:]), total, done, report)
             _upsert(client, name, (row(d, members[d][0], True) for d in todo if members.get(d)), total, done, report)
+            client.flush(name)  # sealed: Milvus Lite builds its BM25 statistics once, not per query
         log.info("milvus sync %s: %s", spec.name, stats)
         return stats
     except IndexProblem:
@@ -276,12 +280,13 @@ class MilvusStore:
         passage_ids = {p.id: i for i, p in enumerate(index.passages)}
         return cls(spec, client, names["sentences"], names["passages"], sent_ids, passage_ids)
 
-    def dense(self, q_vec, n, since=None, until=None):
-        if n <= 0:
+    def dense(self, q_vec, k, since=None, until=None):
+        if k <= 0:
             return []
         res = self.client.search(self.sentences, data=[np.asarray(q_vec, np.float32).tolist()], anns_field="vector",
-                                 limit=n, filter=date_filter(since, until) if since or until else "",
-                                 search_params=self._search_params, output_fields=[])
+                                 limit=k, filter=date_filter(since, until) if since or until else "",
+                                 search_params=self._search_params, output_fields=[],
+                                 group_by_field="passage", group_size=1)
         out = []
         for h in res[0]:
             j = self._sent.get(h["id"])
