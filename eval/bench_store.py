@@ -92,12 +92,17 @@ def query_vectors(cache_f: Path, questions: list[str], embedder: Embedder | None
     return np.stack([cache[k] for k in keys]).astype(np.float32)
 
 
-def build_both(work: Path, documents, embedder: Embedder, model: str) -> dict[str, Index]:
-    """The same documents built for FAISS and for Milvus Lite (a fresh file in work/)."""
+def build_both(work: Path, documents, embedder: Embedder, model: str, updated: bool = False) -> dict[str, Index]:
+    """The same documents built for FAISS and for Milvus Lite (a fresh file in work/); with `updated`,
+    also Milvus Lite built in two syncs (without every tenth document, then with all: an update)."""
     out = {}
-    for name, store in (("FAISS", "faiss"), ("Milvus Lite", f"milvus://{work}/milvus.db")):
-        settings = Settings(project_root=work, index_dir=work / f"index-{name.split()[0].lower()}", model=model,
+    builds = [("FAISS", "faiss", 1), ("Milvus Lite", f"milvus://{work}/milvus.db", 1)]
+    builds += [("Milvus Lite, updated", f"milvus://{work}/updated.db", 2)] if updated else []
+    for name, store, steps in builds:
+        settings = Settings(project_root=work, index_dir=work / f"index-{store.rsplit('/', 1)[-1]}", model=model,
                             store=store)
+        if steps == 2:
+            build_index(settings, embedder, documents=[d for i, d in enumerate(documents) if i % 10 != 9])
         t = time.perf_counter()
         report = build_index(settings, embedder, documents=documents)
         print(f"{name}: built {report.documents} documents, {report.passages} passages, {report.sentences} sentences "
@@ -181,7 +186,7 @@ def main() -> int:
             if args.limit:
                 qs = qs[:: max(1, len(qs) // args.limit)][:args.limit]
             qv = query_vectors(args.pool.parent / f"qvecs-{emb.model_id}.npz", [q.question for q in qs], None)
-            indexes = build_both(work / "pool", docs, emb, emb.model_id)
+            indexes = build_both(work / "pool", docs, emb, emb.model_id, updated=True)
             rows += compare(f"dev pool ({len(qs)} q, {len(docs)} docs)", indexes,
                             [(q.question, (q.doc_id,)) for q in qs], qv, base)
     finally:

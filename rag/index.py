@@ -92,8 +92,8 @@ class Index:
     sent_end: np.ndarray
     sent_keys: list[str]
     sentence_vectors: np.ndarray
-    dense: faiss.Index
-    lexical: bm25s.BM25
+    dense: faiss.Index | None  # None when the store is not FAISS (rag.stores)
+    lexical: bm25s.BM25 | None
     df: dict[str, int]
     dup_of: np.ndarray  # index of the first passage with the same normalised text
     calibration: dict = field(default_factory=dict)
@@ -215,7 +215,11 @@ class Index:
                 passages.append(Passage(r["id"], r["doc_id"], r["start"], r["end"], text))
         s = np.load(build / "sentences.npz")
         sent_keys = json.loads((build / "sentence_keys.json").read_text("utf-8"))
-        lexical = bm25s.BM25.load(str(build / "lexical"), show_progress=False)
+        # --- store (rag.stores): FAISS reads dense.faiss and bm25s; Milvus searches there and the
+        # answerer reads the few vectors it scores from a memory map, so none need to fit in memory
+        spec = stores.spec_of(manifest)
+        local = spec.kind == "faiss"
+        lexical = bm25s.BM25.load(str(build / "lexical"), show_progress=False) if local else None
         df = json.loads((build / "lexical" / "df.json").read_text("utf-8"))
         calibration = {}
         cal_file = index_dir / "calibration.json"
@@ -224,10 +228,6 @@ class Index:
                 calibration = json.loads(cal_file.read_text("utf-8")).get(manifest["model"]["id"], {})
             except ValueError:
                 log.warning("ignoring unreadable %s", cal_file)
-        # --- store (rag.stores): FAISS reads dense.faiss; Milvus searches there and the answerer
-        # reads the few vectors it scores from a memory map, so none need to fit in memory
-        spec = stores.spec_of(manifest)
-        local = spec.kind == "faiss"
         idx = cls(
             path=build, manifest=manifest, documents=docs, passages=passages,
             sent_passage=s["passage"], sent_start=s["start"], sent_end=s["end"], sent_keys=sent_keys,

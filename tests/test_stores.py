@@ -254,3 +254,24 @@ def test_a_lite_file_open_in_another_process_says_so(tmp_path, lite_servers):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_cli_with_rag_store(tmp_path, monkeypatch, capsys, lite_servers):
+    from rag.cli import main
+
+    write_tiny_corpus(tmp_path)
+    for key, value in {"RAG_PROJECT_ROOT": str(tmp_path), "RAG_MODEL": "hash-256", "RAG_ABSTAIN_THRESHOLD": "0.05",
+                       "RAG_STORE": "milvus"}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["index", "--json", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["ask", "Geneva snow airport", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["citations"][0]["source"] == "corpus/en_weather.md"
+    assert main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["store"]["name"] == f"milvus://{tmp_path / 'index' / 'milvus.db'}" and info["vectors"] > 3
+    assert (tmp_path / "index" / "milvus.db").is_dir()
+    monkeypatch.setenv("RAG_STORE", "faiss")
+    assert main(["ask", "Geneva snow airport"]) == 2  # built for Milvus: refused, with what to do
+    assert "built for the store milvus://" in capsys.readouterr().err

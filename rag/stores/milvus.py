@@ -292,7 +292,7 @@ class MilvusStore:
             j = self._sent.get(h["id"])
             if j is not None:  # rows another build wrote (a concurrent rebuild) are not this build's
                 out.append((j, float(h["distance"])))
-        return out
+        return sorted(out, key=lambda x: (-x[1], x[0]))  # equal scores (repeated passages) in index order, as FAISS
 
     def lexical(self, q_tokens, k, since=None, until=None):
         if not q_tokens or k <= 0:
@@ -308,7 +308,7 @@ class MilvusStore:
             score = abs(float(h["distance"])) / (K1 + 1)
             if i is not None and score > 0:
                 out.append((i, score))
-        return sorted(out, key=lambda x: -x[1])
+        return sorted(out, key=lambda x: (-x[1], x[0]))
 
     def count(self) -> int:
         rows = self.client.query(self.sentences, filter="", output_fields=["count(*)"])
