@@ -14,8 +14,8 @@ whole-answer containment on the other sets is within --tolerance of the current 
 
     python eval/bench_concise.py [--tolerance 0.005] [--write-calibration]
 
---write-calibration stores the rule chosen on all four dev sets (sentence_margin, and
-extra_sentences in the README's settings) in rag/calibration.json.
+--write-calibration stores the margin chosen on all four dev sets in rag/calibration.json
+(where the runners-up come from and how many are Settings: extra_sentences, max_sentences).
 """
 
 from __future__ import annotations
@@ -41,18 +41,19 @@ from rag.runtime import cpu_flags_line  # noqa: E402
 
 MARGINS = (0.5, 1.0, 1.5, 2.0, 3.0)
 EXTRA = ("any", "same-document")
-CURRENT = (3.0, "any")
+MAX_SENTENCES = (2, 3)
+CURRENT = (3.0, "any", 3)
 DEV = bre.SETS[:4]
 
 
-def answer_of(index, it, rows, w_scorer, w_reader, top_k, margin, extra):
+def answer_of(index, it, rows, w_scorer, w_reader, top_k, margin, extra, max_sentences):
     if not len(it.refs):
         return False, False, 0
     order = np.argsort(-(rows[:, : len(w_scorer)] @ w_scorer), kind="stable")[:top_k]
     s = rows[order] @ w_reader
     ranked = sorted(((float(s[n]), int(i)) for n, i in enumerate(order)), key=lambda x: -x[0])
     chosen = select([(v, it.refs[i][0], it.refs[i][1]) for v, i in ranked], index,
-                    Settings(sentence_margin=margin, extra_sentences=extra))
+                    Settings(sentence_margin=margin, extra_sentences=extra, max_sentences=max_sentences))
     pos = {j: i for i, (j, _) in enumerate(it.refs)}
     picked = [pos[j] for _, j, _ in chosen]
     return bool(it.labels[picked[0]]), bool(it.labels[picked].any()), sum(len(index.sentence_text(j)) for _, j, _ in chosen)
@@ -75,7 +76,7 @@ def main() -> int:
     n_base = len(rd.SENTENCE_FEATURES)
     print(f"{len(items)} answerable questions ready in {time.time() - t0:.0f} s", file=sys.stderr)
 
-    rules = [(m, e) for e in EXTRA for m in MARGINS]
+    rules = [(m, e, n) for n in MAX_SENTENCES for e in EXTRA for m in MARGINS]
     by = {}  # (held, rule) -> (first, whole, chars) on held; computed for every set with its own fold's weights
     for held, train, test in bre.folds(items):
         w_s = pairwise_weights([rows[k][:, :n_base] for k in train], [labels[k] for k in train])
@@ -87,12 +88,12 @@ def main() -> int:
     print(cpu_flags_line())
     print(f"\nFirst sentence / whole answer / mean characters per rule (held-out set, reader weights leave one set out; "
           f"{len(items)} answerable questions)")
-    print("| margin | runners-up from | " + " | ".join(bre.SETS) + " | macro (4 dev sets) |")
-    print("|---|---|" + "---|" * (len(bre.SETS) + 1))
+    print("| margin | runners-up from | at most | " + " | ".join(bre.SETS) + " | macro (4 dev sets) |")
+    print("|---|---|---|" + "---|" * (len(bre.SETS) + 1))
     for rule in rules:
         cells = [f"{by[s, rule][0]:.3f} / {by[s, rule][1]:.3f} / {by[s, rule][2]:.0f}" for s in bre.SETS]
         m = np.mean([by[s, rule] for s in DEV], axis=0)
-        print(f"| {rule[0]} | {rule[1]} | " + " | ".join(cells) + f" | {m[0]:.3f} / {m[1]:.3f} / {m[2]:.0f} |")
+        print(f"| {rule[0]} | {rule[1]} | {rule[2]} | " + " | ".join(cells) + f" | {m[0]:.3f} / {m[1]:.3f} / {m[2]:.0f} |")
 
     def choose(sets):
         base = np.mean([by[s, CURRENT][1] for s in sets])
@@ -100,7 +101,7 @@ def main() -> int:
         return min(ok, key=lambda r: np.mean([by[s, r][2] for s in sets]))
 
     print(f"\nRule chosen on the other dev sets (shortest within {args.tolerance} whole-answer containment of "
-          f"margin {CURRENT[0]}, {CURRENT[1]}), scored on the held-out set")
+          f"margin {CURRENT[0]}, {CURRENT[1]}, at most {CURRENT[2]}), scored on the held-out set")
     print("| held out | rule chosen | current rule | chosen rule |")
     print("|---|---|---|---|")
     picked = []
@@ -108,16 +109,17 @@ def main() -> int:
         rule = choose([s for s in DEV if s != held])
         a, b = by[held, CURRENT], by[held, rule]
         picked.append((a, b))
-        print(f"| {held} | {rule[0]}, {rule[1]} | {a[0]:.3f} / {a[1]:.3f} / {a[2]:.0f} | {b[0]:.3f} / {b[1]:.3f} / {b[2]:.0f} |")
+        print(f"| {held} | {rule[0]}, {rule[1]}, at most {rule[2]} | {a[0]:.3f} / {a[1]:.3f} / {a[2]:.0f} | {b[0]:.3f} / {b[1]:.3f} / {b[2]:.0f} |")
     a = np.mean([p[0] for p in picked], axis=0)
     b = np.mean([p[1] for p in picked], axis=0)
     print(f"| macro | | {a[0]:.3f} / {a[1]:.3f} / {a[2]:.0f} | {b[0]:.3f} / {b[1]:.3f} / {b[2]:.0f} |")
     final = choose(DEV)
-    print(f"\nOn all four dev sets: margin {final[0]}, runners-up from {final[1]}")
+    print(f"\nOn all four dev sets: margin {final[0]}, runners-up from {final[1]}, at most {final[2]} sentences")
     if args.write_calibration:
-        ba.br.write_tuning(args.model, {"sentence_margin": final[0], "extra_sentences": final[1],
+        ba.br.write_tuning(args.model, {"sentence_margin": final[0],
                                         "sentence_margin_source": "eval/bench_concise.py on the four dev sets "
-                                        f"(tolerance {args.tolerance})"})
+                                        f"(tolerance {args.tolerance}; with extra_sentences={final[1]}, "
+                                        f"max_sentences={final[2]}, which are Settings defaults)"})
     return 0
 
 

@@ -48,13 +48,16 @@ def opening_lang(d) -> str:
 def training_rows(engine, records) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """FEATURES, label (follow-up) and dialogue id of every turn after the first."""
     X, y, ids = [], [], []
+    previous_docs: tuple[str, ...] = ()
     for r in records:
         if r.n == 1:
+            previous_docs = r.reply.answer.doc_ids
             continue
         rep = r.reply
         alone, ctx = (rep.answer, rep.other) if rep.reading == "alone" else (rep.other, rep.answer)
         q_vec = engine.embedder.embed_queries([r.turn.item.question])[0]
-        X.append(followup_features(engine.index, engine.embedder, q_vec, alone, ctx))
+        X.append(followup_features(engine.index, engine.embedder, q_vec, alone, ctx, previous_docs))
+        previous_docs = rep.answer.doc_ids
         y.append(float(r.turn.type == "follow-up"))
         ids.append(r.dialogue)
     return np.array(X), np.array(y), ids

@@ -40,6 +40,16 @@ def _print_answer(ans, index, as_json: bool) -> None:
     print(flush=True)
 
 
+def _print_reading(r, as_json: bool) -> None:
+    """How a conversation turn was understood (before its answer)."""
+    if as_json:
+        print(json.dumps({"question": r.question, "reading": r.reading, "searched": r.query}, ensure_ascii=False),
+              flush=True)
+    elif r.previous is not None:
+        how = f"a follow-up to: {r.previous}" if r.reading == "in-context" else "a new question"
+        print(f"(understood as {how})")
+
+
 def cmd_ask(args) -> int:
     from rag.answer import QuestionError
     from rag.engine import Engine
@@ -51,12 +61,21 @@ def cmd_ask(args) -> int:
         raise CliError("the question is empty")
     index = engine.index  # fail early (no index: before the model is loaded, and before reading stdin)
     status = 0
+    previous = None  # --chat: the conversation so far (rag.conversation)
     for q in questions:
         q = q.rstrip("\n")
         if args.question == "-" and not q.strip():
             continue
         try:
-            ans = engine.ask(q, mode=args.mode, k=args.k)
+            if args.chat:
+                from rag.conversation import reply
+
+                r = reply(index, engine.embedder, q, previous, engine.settings, args.mode, args.k)
+                previous = r.context()
+                _print_reading(r, args.json)
+                ans = r.answer
+            else:
+                ans = engine.ask(q, mode=args.mode, k=args.k)
         except QuestionError as e:
             if args.question != "-":
                 raise CliError(str(e)) from e
@@ -186,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--k", type=int, help="passages to retrieve (default 5)")
     sp.add_argument("--mode", choices=MODES, help="retrieval mode (default hybrid)")
     sp.add_argument("--json", action="store_true", help="one JSON object per answer")
+    sp.add_argument("--chat", action="store_true",
+                    help="with '-': the lines are turns of one conversation (follow-ups may lean on the previous "
+                         "turn); each answer is preceded by how it was understood")
     sp.add_argument("--since", metavar="YYYY-MM-DD",
                     help="only documents dated on or after this day (undated documents are left out)")
     sp.add_argument("--until", metavar="YYYY-MM-DD",

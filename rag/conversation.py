@@ -106,7 +106,8 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
                         search=(query, joined[0]))
-    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model)
+    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model,
+                      previous.doc_ids)
     if judgement.reason.startswith("in context"):
         return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
     return Reply(question, alone, READINGS[0], question, in_context, query, previous.question, judgement)
@@ -173,7 +174,7 @@ def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:
 
 
 def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer,
-                      in_context: Answer) -> np.ndarray:
+                      in_context: Answer, previous_docs: tuple[str, ...] = ()) -> np.ndarray:
     sv = index.sentence_vectors
     own_best = float(sv[alone.best] @ q_vec) if alone.best >= 0 else 0.0
     own_fit = float(sv[in_context.best] @ q_vec) if in_context.best >= 0 else 0.0
@@ -187,11 +188,11 @@ OWN_FIT_SLACK = 0.10
 
 
 def judge(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer, in_context: Answer,
-          model: FollowUpModel | None = None) -> Judgement:
+          model: FollowUpModel | None = None, previous_docs: tuple[str, ...] = ()) -> Judgement:
     """Which reading to keep. With the follow-up model (shipped in rag/calibration.json):
     in context when its log-odds that the turn is a follow-up are positive. Without it: in
     context only when its evidence is better and the question itself fits its answer."""
-    x = followup_features(index, embedder, q_vec, alone, in_context)
+    x = followup_features(index, embedder, q_vec, alone, in_context, previous_docs)
     a, c = alone.margin, in_context.margin
     if model is not None:
         score = model.score(x)

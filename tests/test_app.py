@@ -7,15 +7,18 @@ the `<script>` document and the first-start build use the fast hash embedder.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from rag.answer import Answer
+from rag.conversation import Context, Reply, reply
 from rag.embedding import HashEmbedder
 from ui import render
-from ui.chat import Snippet, Turn, is_follow_up, make_turn, next_thread, retrieval_query
+from ui.chat import Snippet, Turn, context_of, make_exchange, make_turn
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, add_upload, safe_name
 
 APP = str(Path(__file__).resolve().parent.parent / "ui" / "app.py")
@@ -24,55 +27,61 @@ KERRY_ZARIF_DOCS = ("corpus/001_068be423bd4cb168.txt", "corpus/002_27d2148a64835
 EVIL = "Evil page\nGeneva snow report: <script>alert(1)</script> and <img src=x onerror=alert(1)> $x$ **bold**"
 
 
-# ---------------------------------------------------------------- follow-ups
-@pytest.mark.parametrize("question", [
-    "and how long did it last?", "And where?", "What about Zarif?", "how long did it last?",
-    "و چقدر طول کشید؟", "چقدر طول کشید؟", "آن دیدار کجا بود؟",
-    "وكم استغرق؟", "ومتى؟", "ماذا قال عن ذلك؟",
-])
-def test_short_or_pointing_questions_are_follow_ups(question):
-    assert is_follow_up(question)
-
-
-@pytest.mark.parametrize("question", [
-    "Where did Kerry and Zarif meet?", "Who won the football world cup?",
-    "مدت تماس پوتین و ترامپ چقدر بود؟", "وزیر خارجه آمریکا در ژنو چه گفت؟",
-    "كم استغرقت المكالمة بين بوتين وترامب؟", "وزير الخارجية الأميركي التقى ظريف في نيويورك؟", "",
-])
-def test_standalone_questions_are_not_follow_ups(question):
-    assert not is_follow_up(question)
-
-
-def test_retrieval_query_joins_a_follow_up_to_the_thread():
-    assert retrieval_query("and how long did it last?", "Where did Kerry and Zarif meet?") == \
-        "Where did Kerry and Zarif meet? and how long did it last?"
-    assert retrieval_query("Who won the football world cup?", "Where did Kerry and Zarif meet?") == \
-        "Who won the football world cup?"
-    assert retrieval_query("  و چقدر   طول کشید؟ ", None) == "و چقدر طول کشید؟"
-    assert retrieval_query("and when?", "x " * 1500) == "and when?"  # joined would be too long
-
-
-def _turn(question: str, thread: str) -> Turn:
-    return Turn(question, question, thread, False, "", (), (), "hybrid", {})
-
-
-def test_a_thread_of_follow_ups_keeps_its_first_question():
-    first = _turn("Where did Kerry and Zarif meet?", "Where did Kerry and Zarif meet?")
-    assert next_thread("and when?", first) == "Where did Kerry and Zarif meet?"
-    second = _turn("and when?", next_thread("and when?", first))
-    assert retrieval_query("and why?", second.thread) == "Where did Kerry and Zarif meet? and why?"
-    assert next_thread("Who won the football world cup?", second) == "Who won the football world cup?"
-    assert next_thread("and when?", None) == "and when?"
+# ---------------------------------------------------------------- turns and their two readings
+def _reply(question: str, reading: str = "alone", previous: str | None = None, other: bool = False) -> Reply:
+    ans = Answer(question, "", True, [], [], 0.0, None, "en", "hybrid")
+    alt = Answer(f"{previous} {question}", "", True, [], [], 0.0, None, "en", "hybrid") if other else None
+    return Reply(question, ans, reading, question, alt, f"{previous} {question}" if other else None, previous)
 
 
 def test_make_turn_marks_the_cited_sentence_inside_its_passage(tiny_engine):
-    ans = tiny_engine.ask("مدت تماس پوتین و ترامپ چقدر بود؟ ۵۰ دقیقه")
-    turn = make_turn(ans.question, ans.question, ans.question, ans, tiny_engine.index)
-    assert not turn.abstained and turn.snippets
+    got = reply(tiny_engine.index, tiny_engine.embedder, "مدت تماس پوتین و ترامپ چقدر بود؟ ۵۰ دقیقه", None,
+                tiny_engine.settings)
+    turn = make_turn(got, tiny_engine.index)
+    ans = got.answer
+    assert not turn.abstained and turn.snippets and turn.previous is None and turn.reading == "alone"
+    assert turn.context == got.context() and turn.context.doc_ids
     for s, c in zip(turn.snippets, ans.citations, strict=True):
         assert s.passage[s.mark_start:s.mark_end] == c.text
         assert s.source == c.source and s.n == c.n
         assert tiny_engine.index.documents[s.doc_id].text[s.start:s.end] == c.text
+    assert make_exchange(got, tiny_engine.index).other is None  # a first turn has one reading
+
+
+def test_snippets_carry_the_document_date_and_page(tiny_project):
+    from rag.engine import Engine
+
+    (tiny_project.corpus_dir / "dated.jsonl").write_text(
+        '{"title": "Mars landing", "date": "2012-08-06", "text": "The Curiosity rover landed on Mars in August 2012."}\n',
+        encoding="utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    engine.build()
+    index = engine.index
+    got = reply(index, engine.embedder, "When did the Curiosity rover land on Mars?", None, engine.settings)
+    turn = make_turn(got, index)
+    assert turn.snippets[0].source == "corpus/dated.jsonl#1" and turn.snippets[0].date == "2012-08-06"
+    assert turn.snippets[0].page is None  # not a paged document
+    html = render.snippet_html(turn.snippets[0], "rag-t0-s0")
+    assert '<bdi dir="ltr" class="rag-date">2012-08-06</bdi>' in html
+
+    doc_id = turn.snippets[0].doc_id  # the same document as a PDF would give it: page 2 starts at its start
+    paged = dataclasses.replace(index.documents[doc_id], pages=(0, 0))
+    s = make_turn(got, type("PagedIndex", (), {"documents": {**index.documents, doc_id: paged}})()).snippets[0]
+    assert s.page == 2 and s.date == "2012-08-06"
+    assert "p. 2" in render.snippet_html(s, "x") and "صفحهٔ 2" in render.snippet_html(s, "x", "fa")
+
+
+def test_an_exchange_swaps_its_readings_and_the_next_turn_leans_on_the_one_shown(tiny_engine):
+    index = tiny_engine.index
+    first = make_exchange(_reply("Where did Kerry and Zarif meet?"), index)
+    second = make_exchange(_reply("how long?", "alone", "Where did Kerry and Zarif meet?", other=True), index)
+    assert first.other is None and first.swapped() == first
+    assert (second.shown.reading, second.other.reading) == ("alone", "in-context")
+    assert context_of([first, second]).query == "how long?"
+    swapped = second.swapped()
+    assert swapped.shown == second.other and swapped.other == second.shown
+    assert context_of([first, swapped]).query == "Where did Kerry and Zarif meet? how long?"
+    assert context_of([first, swapped]).question == "how long?" and context_of([]) is None
 
 
 # ---------------------------------------------------------------- HTML: escaping and direction
@@ -92,6 +101,11 @@ def _snippet(passage: str, start: int, end: int, title: str = "<b>t</b>") -> Sni
     return Snippet(1, "id", title, "corpus/<x>.txt", passage, start, end, start, end)
 
 
+def _shown(abstained: bool, message: str, sentences: tuple, snippets: tuple, reading: str = "alone",
+           previous: str | None = None) -> Turn:
+    return Turn("q", "q", reading, previous, Context("q", "q", ()), abstained, message, sentences, snippets, "hybrid", {})
+
+
 def test_snippet_html_escapes_everything_and_marks_the_sentence():
     passage = "Intro. <script>alert(1)</script> <img src=x onerror=alert(1)> end."
     html = render.snippet_html(_snippet(passage, 7, 32), "rag-t0-s0")
@@ -103,7 +117,7 @@ def test_snippet_html_escapes_everything_and_marks_the_sentence():
 
 def test_answer_html_links_markers_and_sets_direction_per_sentence():
     snippets = (_snippet("a", 0, 1), Snippet(2, "id2", "t", "s", "b", 0, 1, 0, 1))
-    turn = Turn("q", "q", "q", False, "", ((1, "پوتین و ترامپ <i>گفتند</i>."), (2, "Kerry said.")), snippets, "hybrid", {})
+    turn = _shown(False, "", ((1, "پوتین و ترامپ <i>گفتند</i>."), (2, "Kerry said.")), snippets)
     html = render.answer_html(turn, 3)
     assert html.startswith('<div class="rag-block rag-answer" dir="rtl">')
     assert '<bdi dir="rtl">پوتین و ترامپ &lt;i&gt;گفتند&lt;/i&gt;.</bdi> <a class="rag-ref" href="#rag-t3-s0">[1]</a>' in html
@@ -111,7 +125,7 @@ def test_answer_html_links_markers_and_sets_direction_per_sentence():
 
 
 def test_abstention_and_user_text_are_escaped():
-    turn = Turn("q", "q", "q", True, "The sources do not answer this question.", (), (), "hybrid", {})
+    turn = _shown(True, "The sources do not answer this question.", (), ())
     assert "The sources do not answer this question." in render.answer_html(turn, 0)
     assert render.user_html("<script>x</script> سلام") == \
         '<div class="rag-block rag-user" dir="ltr">&lt;script&gt;x&lt;/script&gt; سلام</div>'
@@ -294,14 +308,29 @@ def test_off_topic_question_shows_the_abstention_and_closest_passages(seed_app):
     assert sum("rag-snippet" in h for h in html) >= 1 and "<mark>" not in "".join(html)
 
 
+def reading_note(at: AppTest, turn: int) -> str:
+    """The "understood as" note under answer `turn` (0-based), or "" when it has none."""
+    message = [m for m in at.chat_message if m.name == "assistant"][turn]
+    return next((h.value for h in message.html if "rag-reading" in h.value), "")
+
+
 @pytest.mark.model
-def test_follow_up_uses_the_previous_question(seed_app):
+def test_a_later_turn_says_how_it_was_understood_and_can_be_taken_the_other_way(seed_app):
     ask(seed_app, "Where did Kerry and Zarif meet?")
-    html = ask(seed_app, "And how long did it last?")
-    assert "searched for: Where did Kerry and Zarif meet? And how long did it last?" in html[1]
-    assert "rag-abstain" not in html[0]
-    assert sources(html) and set(sources(html)) <= set(KERRY_ZARIF_DOCS)  # alone it cites the phone call
+    ask(seed_app, "And how long did it last?")
     assert len(seed_app.chat_message) == 4 and seed_app.chat_message[-2].name == "user"
+    assert reading_note(seed_app, 0) == ""  # a first question has one reading
+    before = seed_app.session_state.exchanges[1]
+    note, label = reading_note(seed_app, 1), seed_app.button(key="swap-1").label
+    if before.shown.reading == "in-context":
+        assert "Understood as a follow-up to: «" in note and "Where did Kerry and Zarif meet?" in note
+        assert label == "Ask it on its own"
+    else:
+        assert "Understood as a new question" in note and label == "Ask it as a follow-up"
+    seed_app.button(key="swap-1").click().run()
+    after = seed_app.session_state.exchanges[1]
+    assert after.shown == before.other and after.other == before.shown  # nothing recomputed
+    assert reading_note(seed_app, 1) != note and seed_app.button(key="swap-1").label != label
 
 
 @pytest.mark.model
@@ -362,7 +391,7 @@ def test_clear_chat_and_settings(tiny_app):
     at.sidebar.slider(key="k").set_value(1)
     html = ask(at, "تماس تلفنی پوتین و ترامپ")
     assert "corpus/fa_call.txt" in html[1]
-    assert at.session_state.turns[-1].mode == "lexical"
+    assert at.session_state.exchanges[-1].shown.mode == "lexical"
     at.sidebar.button(key="clear").click().run()
     assert len(at.chat_message) == 0
 
@@ -383,3 +412,111 @@ def test_first_start_fetches_the_model_with_a_progress_bar(app_env, tmp_path, mo
     labels = [s.label for s in at.status]
     assert "The embedding model is ready" in labels, labels
     assert [e.value for e in at.error] and "cannot start" in at.error[0].value  # the fake weights do not load
+
+
+def test_swapping_a_turn_changes_what_the_next_one_leans_on(tiny_app):
+    at, _ = tiny_app
+    first = "تماس تلفنی پوتین و ترامپ"
+    ask(at, first)
+    ask(at, "چقدر طول کشید؟")
+    two = at.session_state.exchanges[1]
+    assert two.other is not None and {two.shown.reading, two.other.reading} == {"alone", "in-context"}
+    in_context = two.shown if two.shown.reading == "in-context" else two.other
+    assert in_context.query.startswith(first) and in_context.previous == first
+    if two.shown.reading == "alone":  # show the follow-up reading instead
+        assert "rag-reading" in reading_note(at, 1) and at.button(key="swap-1").label == "Ask it as a follow-up"
+        at.button(key="swap-1").click().run()
+    assert at.session_state.exchanges[1].shown == in_context
+    assert "Understood as a follow-up to: «<bdi dir=\"rtl\">" + first + "</bdi>»" in reading_note(at, 1)
+    assert at.button(key="swap-1").label == "Ask it on its own"
+    ask(at, "Geneva weather")  # the third turn leans on the reading shown for the second
+    three = at.session_state.exchanges[2]
+    leaning = three.shown if three.shown.reading == "in-context" else three.other
+    assert leaning.query.startswith(in_context.query) and leaning.previous == "چقدر طول کشید؟"
+    at.button(key="swap-1").click().run()  # a second click takes it back; the swap survives reruns
+    at.run()
+    assert at.session_state.exchanges[1].shown.reading == "alone"
+    assert "Understood as a new question" in reading_note(at, 1)
+
+
+# ---------------------------------------------------------------- the interface language
+@pytest.fixture
+def tiny_env(app_env, tiny_engine) -> Path:
+    """The tiny project's environment for an AppTest the test starts itself."""
+    root = tiny_engine.settings.project_root
+    app_env(root, model="hash-256", abstain_threshold="0.05")
+    return root
+
+
+@pytest.mark.parametrize("lang, locale", [("fa", "fa-IR"), ("ar", "ar-EG")])
+def test_the_interface_follows_the_browser_language(tiny_env, lang, locale):
+    from ui import i18n
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.context = {"locale": locale}
+    at.run()
+    assert not at.exception, at.exception
+    cat = i18n.CATALOGUE[lang]
+    assert at.title[0].value == cat["title"] and at.caption[0].value == cat["caption"]
+    assert [h.value for h in at.sidebar.header] == [cat["sidebar_corpus"], cat["sidebar_retrieval"], cat["sidebar_add"]]
+    assert at.sidebar.selectbox(key="lang").label == cat["language"] and at.sidebar.selectbox(key="lang").value == lang
+    assert at.sidebar.slider(key="k").label == cat["k"] and at.sidebar.radio(key="mode").label == cat["mode"]
+    assert at.sidebar.radio(key="mode").options == [cat["mode_hybrid"], cat["mode_dense"], cat["mode_lexical"]]
+    assert at.sidebar.button(key="reindex").label == cat["reindex"] and at.sidebar.button(key="clear").label == cat["clear"]
+    assert at.chat_input[0].placeholder == cat["chat_input"]
+    facts = at.sidebar.html[0].value
+    assert all(f"<td>{cat[k]}</td>" in facts for k in ("fact_documents", "fact_passages", "fact_model", "fact_dims"))
+    style = " ".join(h.value for h in at.html)
+    assert render.RTL_STYLE in style and render.SLIDER_MIRRORED in style  # the browser is right to left too
+    html = ask(at, "تماس تلفنی پوتین و ترامپ")
+    assert at.button(key="open-0-0").label == cat["open_document"]
+    assert "corpus/fa_call.txt" in html[1]
+    ask(at, "Geneva snow airport closed")
+    assert reading_note(at, 1).startswith('<div class="rag-note rag-reading" dir="rtl">')
+    assert at.button(key="swap-1").label in (cat["ask_alone"], cat["ask_in_context"])
+
+    at.sidebar.selectbox(key="lang").set_value("en").run()  # the selector wins, and the chat stays
+    assert at.title[0].value == "Ask the documents" and at.session_state.lang == "en"
+    assert render.RTL_STYLE not in " ".join(h.value for h in at.html)
+    assert len(at.chat_message) == 4 and at.button(key="open-0-0").label == "Open the whole document"
+    at.run()
+    assert at.title[0].value == "Ask the documents"  # kept across reruns
+
+
+def test_without_a_browser_language_the_interface_is_english(tiny_app):
+    at, _ = tiny_app
+    assert at.title[0].value == "Ask the documents" and at.session_state.lang == "en"
+    assert "direction: rtl" not in " ".join(h.value for h in at.html)  # no style for the layout at all
+
+
+def test_upload_notices_are_in_the_interface_language(tiny_env):
+    from ui import i18n
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.context = {"locale": "fa"}
+    at.run()
+    at.sidebar.file_uploader[0].set_value(("tool.txt", bytes(range(256)) * 4, "text/plain")).run()
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith("tool.txt")
+    assert errors[0] in {i18n.t("fa", "upload_unreadable", name="tool.txt", error=errors[0].split(": ", 1)[-1]),
+                         i18n.t("fa", "upload_no_document", name="tool.txt",
+                                reasons=errors[0].split("(", 1)[-1].rstrip(")"))}
+
+
+def test_the_date_filter_is_in_the_interface_language_and_leaves_out_undated_documents(tiny_env):
+    from ui import i18n
+
+    (tiny_env / "corpus" / "dated.jsonl").write_text(
+        '{"title": "Mars landing", "date": "2012-08-06", "text": "The Curiosity rover landed on Mars in August 2012."}\n',
+        encoding="utf-8")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.context = {"locale": "ar"}
+    at.run()  # the new file is not indexed yet: re-index
+    at.sidebar.button(key="reindex").click().run()
+    toggle = at.sidebar.toggle(key="date_on")
+    assert toggle.label == i18n.AR["date_toggle"] and toggle.help == i18n.t("ar", "date_help", dated=1, total=4)
+    toggle.set_value(True).run()
+    assert at.sidebar.date_input(key="date_range").label == i18n.AR["dates"]
+    html = ask(at, "تماس تلفنی پوتین و ترامپ")  # only the dated document may answer now
+    assert "corpus/fa_call.txt" not in " ".join(html)
+    assert all("corpus/dated.jsonl#1" in h and "2012-08-06" in h for h in html if "rag-snippet" in h)

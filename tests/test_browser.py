@@ -14,11 +14,14 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHROMEDRIVER, CHROMIUM, ROOT
+from rag.config import Settings
+from tests.conftest import CHROMEDRIVER, CHROMIUM, ROOT, browser_missing, model_missing
+from ui.i18n import FA
 
 pytestmark = pytest.mark.browser  # skipped, or failed in CI, without chromium: see conftest.py
 SCREENSHOT_COPY = Path("/tmp/rag-browser-screenshot.png")
@@ -69,8 +72,9 @@ def streamlit_app(project_root: Path, log: Path, **env: str):
             proc.wait(timeout=15)
 
 
-def chromium(profile: Path, window_size: str = "1300,1400"):
-    """A headless Debian chromium driven by Selenium, with its own profile folder."""
+def chromium(profile: Path, window_size: str = "1300,1400", lang: str = "en"):
+    """A headless Debian chromium driven by Selenium, with its own profile folder, asking
+    for pages in `lang` (navigator.language and the Accept-Language header)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -78,8 +82,9 @@ def chromium(profile: Path, window_size: str = "1300,1400"):
     opts.binary_location = str(CHROMIUM)
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", f"--window-size={window_size}", "--lang=en"):
+                f"--user-data-dir={profile}", f"--window-size={window_size}", f"--lang={lang}"):
         opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {"intl.accept_languages": lang})
     # an explicit driver path: Selenium Manager never tries to download a browser or driver
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
 
@@ -110,11 +115,11 @@ def ask(driver, url: str, question: str):
     return driver.find_elements(By.CSS_SELECTOR, ".rag-answer")[-1]
 
 
-def open_first_document(driver):
+def open_first_document(driver, label: str = "Open the whole document"):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    button = next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if "whole document" in b.text)
+    button = next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if label in b.text)
     driver.execute_script("arguments[0].click()", button)
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "mark#rag-cited"))
     time.sleep(1)  # the dialog scrolls to the mark
@@ -173,3 +178,173 @@ def test_script_in_a_document_stays_text_in_the_browser(browser, tiny_project, t
         with pytest.raises(NoAlertPresentException):
             browser.switch_to.alert.text  # noqa: B018
         browser.save_screenshot(str(tmp_path / "script-document.png"))
+
+
+CONVERSATION_DOC = "corpus/002_27d2148a64835134.txt"  # Kerry–Zarif meeting, Kerry–Lavrov call (Arabic)
+
+
+def say(driver, question: str, answers: int):
+    """Types a question into the open chat (the same session) and waits for answer number
+    `answers` and what comes under it; returns that answer's chat message element."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 180)
+    box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, '[data-testid="stChatInputTextArea"]')))
+    box.send_keys(question)
+    box.send_keys(Keys.ENTER)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".rag-answer")) >= answers
+               and not d.find_elements(By.CSS_SELECTOR, '[data-testid="stSpinner"]'))
+    time.sleep(1)  # the snippets, note and buttons under the answer
+    return driver.find_elements(By.CSS_SELECTOR, '[data-testid="stChatMessage"]')[2 * answers - 1]
+
+
+@dataclass
+class Seen:
+    """What a person sees of one turn of the conversation."""
+
+    answer: str
+    answer_class: str
+    answer_dir: str
+    refs: int  # [n] markers in the answer
+    marks: int  # cited sentences marked in the snippets
+    sources: list[str]  # the snippets' headers
+    note: str  # the "understood as" note ("" when there is none)
+    note_dir: str
+    buttons: list[str]
+
+
+TURNS = ("لاوروف با چه کسی تماس تلفنی داشت؟",  # who did Lavrov phone? (the Arabic article: Kerry)
+         "درباره چه موضوعی صحبت کردند؟",  # what did they talk about? (only answerable with turn 1)
+         "What is the capital of Australia?")  # not in the corpus
+
+
+@pytest.fixture(scope="module")
+def conversation(seed_index_dir, tmp_path_factory):
+    """The three turns asked once in a headless chromium asking for Persian pages: what
+    each turn showed, and the computed direction of the page's parts."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if (why := browser_missing()) is not None or (why := model_missing(Settings())) is not None:
+        pytest.skip(why)  # the tests using it are marked; this keeps the fixture from failing first
+    tmp = tmp_path_factory.mktemp("conversation")
+    root = tmp / "project"
+    shutil.copytree(seed_index_dir, root, symlinks=True)
+    driver = chromium(tmp / "chromium-profile", lang="fa")
+    style = "return getComputedStyle(arguments[0]).direction"
+    seen: list[Seen] = []
+    page: dict[str, object] = {}
+    try:
+        with streamlit_app(root, tmp / "streamlit.log") as url:
+            driver.get(url)
+            WebDriverWait(driver, 180).until(
+                ec.element_to_be_clickable((By.CSS_SELECTOR, '[data-testid="stChatInputTextArea"]')))
+            page["navigator.language"] = driver.execute_script("return navigator.language")
+            page["title"] = driver.find_element(By.TAG_NAME, "h1").text
+            for n, question in enumerate(TURNS, start=1):
+                message = say(driver, question, n)
+                answer = message.find_element(By.CSS_SELECTOR, ".rag-answer")
+                notes = message.find_elements(By.CSS_SELECTOR, ".rag-reading")
+                seen.append(Seen(answer.text, answer.get_attribute("class"), driver.execute_script(style, answer),
+                                 len(answer.find_elements(By.CSS_SELECTOR, "a.rag-ref")),
+                                 len(message.find_elements(By.CSS_SELECTOR, ".rag-snippet mark")),
+                                 [h.text for h in message.find_elements(By.CSS_SELECTOR, ".rag-snippet .rag-head")],
+                                 notes[0].text if notes else "", driver.execute_script(style, notes[0]) if notes else "",
+                                 [b.text for b in message.find_elements(By.TAG_NAME, "button")]))
+            for css in RTL_PARTS:
+                page[css] = driver.execute_script(style, driver.find_element(By.CSS_SELECTOR, css))
+            sidebar, main = (driver.find_element(By.CSS_SELECTOR, f'[data-testid="{t}"]') for t in ("stSidebar", "stMainBlockContainer"))
+            page["sidebar right of main"] = sidebar.rect["x"] > main.rect["x"]
+            page["slider"] = driver.execute_script("""
+                const track = document.querySelector('[data-testid="stSlider"] [role="group"] > [data-orientation]');
+                const [fill, thumb] = track.children, t = track.getBoundingClientRect(), h = thumb.getBoundingClientRect();
+                return [(h.left + h.width / 2 - t.left) / t.width, getComputedStyle(fill).transform];""")
+            passage = driver.find_elements(By.CSS_SELECTOR, ".rag-passage")[0]
+            page["passage"] = (driver.execute_script(style, passage), passage.get_attribute("dir"))
+
+            driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", driver.find_element(By.TAG_NAME, "h1"))
+            time.sleep(0.5)
+            shot = tmp / "conversation.png"
+            assert driver.save_screenshot(str(shot))
+            shutil.copyfile(shot, SCREENSHOT_COPY.with_name("rag-browser-conversation.png"))
+
+            # Streamlit's own parts: the document dialog, and an alert (a refused upload)
+            open_first_document(driver, FA["open_document"])
+            dialog = driver.find_element(By.CSS_SELECTOR, '[role="dialog"]')
+            page["dialog"] = (driver.execute_script(style, dialog), dialog.text.split("\n")[0])
+            driver.find_element(By.CSS_SELECTOR, '[role="dialog"] button[aria-label="Close"]').click()
+            junk = tmp / "tool.txt"
+            junk.write_bytes(bytes(range(256)) * 4)
+            driver.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"] input[type="file"]').send_keys(str(junk))
+            alert = WebDriverWait(driver, 60).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] [data-testid="stAlert"]'))[0]
+            page["alert"] = (driver.execute_script(style, alert), alert.text)
+    finally:
+        driver.quit()
+    return seen, page
+
+
+# the parts of the page that run right to left with a Persian or Arabic interface
+RTL_PARTS = ("body", ".stApp", '[data-testid="stSidebar"]', '[data-testid="stMainBlockContainer"]', "h1",
+             '[data-testid="stSidebar"] button', '[data-testid="stSidebar"] [data-testid="stWidgetLabel"]',
+             '[data-testid="stChatMessage"]', ".rag-reading", '[data-testid="stBottom"]')
+
+
+@pytest.mark.model
+def test_the_conversation_runs_right_to_left_in_the_persian_interface(conversation):
+    seen, page = conversation
+    assert str(page["navigator.language"]).startswith("fa") and page["title"] == FA["title"]
+    assert {css: page[css] for css in RTL_PARTS} == dict.fromkeys(RTL_PARTS, "rtl")
+    assert page["sidebar right of main"] and page["passage"] == ("rtl", "rtl")  # document text keeps its own dir
+    # k = 5 of 1…20 sits a fifth of the way from the right, and the fill is mirrored to end there
+    at, transform = page["slider"]
+    assert at == pytest.approx(1 - 4 / 19, abs=0.03) and transform.startswith("matrix(-1, 0, 0, 1,")
+    assert seen[2].answer_dir == "ltr"  # an English answer keeps its own direction too
+    assert page["dialog"] == ("rtl", FA["dialog_title"])
+    direction, text = page["alert"]
+    assert direction == "rtl" and text.startswith("tool.txt") and ("خوانده نمی‌شود" in text or "سندی برای افزودن" in text)
+    assert all(FA["open_document"] in " ".join(s.buttons) for s in seen[:2])
+
+
+@pytest.mark.model
+def test_the_conversation_notes_how_each_later_turn_was_understood(conversation):
+    seen, _ = conversation
+    assert seen[0].note == ""  # a first question has one reading
+    for s in seen[1:]:
+        assert s.note_dir == "rtl" and s.note
+        if s.note == FA["reading_alone"]:
+            assert any(FA["ask_in_context"] in b for b in s.buttons)
+        else:
+            assert s.note == FA["reading_in_context"].format(previous=TURNS[seen.index(s) - 1])
+            assert any(FA["ask_alone"] in b for b in s.buttons)
+
+
+@pytest.mark.model
+def test_the_conversation_answers_cite_the_article_and_the_off_topic_question_abstains(conversation):
+    seen, _ = conversation
+    first, _, third = seen
+    assert "كيري" in first.answer and first.refs and first.marks  # Lavrov phoned Kerry
+    assert CONVERSATION_DOC in first.sources[0]
+    assert "rag-abstain" in third.answer_class and third.refs == 0 and third.marks == 0
+    assert third.answer == "The sources do not answer this question."
+    assert third.note == FA["reading_alone"]  # an unrelated question is not read as a follow-up
+
+
+@pytest.mark.model
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "library behaviour, not the app: rag.conversation.reply reads the follow-up in context (main at "
+    "fecb7bd: follow-up log-odds +0.84) but its in-context answer abstains (margin -1.36, the reading "
+    "alone -1.11), so no sentence about the coalition is shown; remove this mark when it is answered"))
+def test_the_follow_up_is_answered_from_the_previous_turn(conversation):
+    """"What did they talk about?" only makes sense after "Who did Lavrov phone?": read as a
+    follow-up, it is answered from the same article — the coalition against ISIS."""
+    from rag.text import normalize
+
+    second = conversation[0][1]
+    assert second.note == FA["reading_in_context"].format(previous=TURNS[0])
+    assert second.refs and CONVERSATION_DOC in second.sources[0]
+    assert any(normalize(w) in normalize(second.answer) for w in ("تحالف", "الدولة الإسلامية", "داعش")), second.answer

@@ -50,6 +50,24 @@ def test_ask_stdin_one_json_per_line_in_order(project, capsys, monkeypatch):
     assert [x["citations"][0]["source"] for x in lines] == ["corpus/en_weather.md", "corpus/fa_call.txt", "corpus/ar_meeting.txt"]
 
 
+def test_ask_chat_reads_lines_as_one_conversation(project, capsys, monkeypatch):
+    main(["index", "--quiet"])
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("تماس پوتین و ترامپ\nچقدر طول کشید؟\n"))
+    assert main(["ask", "-", "--json", "--chat"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    readings, answers = lines[0::2], lines[1::2]
+    assert [x["question"] for x in answers] == ["تماس پوتین و ترامپ", "چقدر طول کشید؟"]
+    assert readings[0] == {"question": "تماس پوتین و ترامپ", "reading": "alone", "searched": "تماس پوتین و ترامپ"}
+    assert readings[1]["reading"] in ("alone", "in-context")
+    if readings[1]["reading"] == "in-context":
+        assert readings[1]["searched"] == "تماس پوتین و ترامپ چقدر طول کشید؟"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("تماس پوتین و ترامپ\nچقدر طول کشید؟\n"))
+    assert main(["ask", "-", "--chat"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("(understood as ") == 1  # not on the first turn
+
+
 def test_expected_errors_are_one_line_without_traceback(project):
     env_cmd = [sys.executable, "-m", "rag.cli"]
     r = subprocess.run(env_cmd + ["ask", "anything"], capture_output=True, text=True, cwd=project)

@@ -7,6 +7,7 @@ import pytest
 
 from rag.answer import MAX_QUESTION_CHARS, QuestionError
 from rag.chunking import chunk
+from rag.conversation import reply
 from rag.corpus import load_corpus
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
@@ -41,7 +42,8 @@ def test_html_in_a_document_is_cited_verbatim_and_rendered_as_text(tiny_project)
     assert engine.index.documents[cited.doc_id].text[cited.start:cited.end] == cited.text
     assert "<script>alert(1)</script>" in cited.text and "<img src=x onerror=alert(1)>" in cited.text
     # and the chat shows it escaped: visible as text, never a tag the browser would run
-    turn = make_turn(question, question, question, ans, engine.index)
+    turn = make_turn(reply(engine.index, engine.embedder, question, None, engine.settings), engine.index)
+    assert turn.sentences == tuple((c.n, c.text) for c in ans.citations)
     doc = engine.index.documents[cited.doc_id]
     page = "".join([render.user_html(question), render.answer_html(turn, 0),
                     *(render.snippet_html(s, render.anchor(0, j)) for j, s in enumerate(turn.snippets)),

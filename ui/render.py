@@ -11,7 +11,8 @@ from __future__ import annotations
 import unicodedata
 from html import escape
 
-from ui.chat import Snippet, Turn
+from ui import i18n
+from ui.chat import READ_IN_CONTEXT, Snippet, Turn
 
 STYLE = """<style>
 .rag-block { line-height: 1.9; }
@@ -25,7 +26,7 @@ STYLE = """<style>
 .rag-snippet:target { border-inline-start-color: #f59e0b; }
 .rag-head { font-size: .85rem; opacity: .85; margin-bottom: .2rem; }
 .rag-title { font-weight: 600; }
-.rag-source { font-family: ui-monospace, monospace; font-size: .8rem; }
+.rag-source, .rag-date { font-family: ui-monospace, monospace; font-size: .8rem; }
 .rag-passage { white-space: pre-wrap; line-height: 1.8; }
 .rag-doc { white-space: pre-wrap; line-height: 1.9; max-height: 65vh; overflow-y: auto;
   padding: .5rem .75rem; border: 1px solid rgba(127,127,127,.3); border-radius: 4px; }
@@ -35,6 +36,36 @@ STYLE = """<style>
 .rag-facts td:first-child { opacity: .7; white-space: nowrap; }
 [data-testid="stChatInput"] textarea { unicode-bidi: plaintext; text-align: start; }
 </style>"""
+
+# the whole page right to left (Persian or Arabic interface): the main area, sidebar, chat
+# input, Streamlit's own alerts, spinners, status boxes, toasts and dialogs (dialogs and
+# toasts are drawn in layers outside the app's root, hence html/body as well)
+RTL_STYLE = """<style>
+html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stSidebar"], [data-testid="stMainBlockContainer"],
+[data-testid="stBottom"], [data-testid="stToastContainer"], [data-baseweb="layer"], [role="dialog"] {
+  direction: rtl; }
+[data-testid="stSidebar"], [data-testid="stMainBlockContainer"], [data-testid="stAlert"], [data-testid="stToast"],
+[data-testid="stExpander"] summary, [data-testid="stMarkdownContainer"], h1, h2, h3 { text-align: start; }
+</style>"""
+
+# Sliders place their handle by the *browser's* language (react-aria mirrors it where
+# navigator.language is written right to left) but draw the filled part of the track left
+# to right. Where the browser is right to left the fill is mirrored to follow the handle,
+# and the 1…20 labels run right to left; elsewhere the whole slider stays left to right.
+_SLIDER = '[data-testid="stSlider"] [role="group"]'
+SLIDER_MIRRORED = (f"<style>{_SLIDER} {{ direction: rtl; }} "
+                   f"{_SLIDER} > [data-orientation] > div:first-child {{ transform: translateY(-50%) scaleX(-1); }}</style>")
+SLIDER_LTR = f"<style>{_SLIDER} {{ direction: ltr; }}</style>"
+
+
+def layout_style(lang: str, browser_locale: str | None = None) -> str:
+    """The page-wide style for an interface language (right to left for Persian and
+    Arabic) in a browser whose own language (st.context.locale) is `browser_locale`."""
+    rtl = i18n.direction(lang) == "rtl"
+    if i18n.rtl_locale(browser_locale):
+        return (RTL_STYLE if rtl else "") + SLIDER_MIRRORED
+    return RTL_STYLE + SLIDER_LTR if rtl else ""
+
 
 # scrolls the open document to its <mark id="rag-cited">; constant code, no data in it
 SCROLL_TO_MARK = """<script>
@@ -112,21 +143,37 @@ def answer_html(turn: Turn, turn_no: int) -> str:
     return f'<div class="rag-block rag-answer" dir="{direction(whole)}">{" ".join(parts)}</div>'
 
 
-def snippet_html(snippet: Snippet, element_id: str) -> str:
-    """One source: [n], title, source file and the passage with the cited sentence marked."""
+def snippet_html(snippet: Snippet, element_id: str, lang: str = i18n.DEFAULT) -> str:
+    """One source: [n], title, source file, date and page when known, and the passage with
+    the cited sentence marked (`lang`: the interface language, for the page label)."""
     label = f"[{snippet.n}] " if snippet.n else ""
-    where = f"{snippet.source} · {snippet.start}–{snippet.end}"
+    where = [f'<bdi dir="ltr" class="rag-source">{_text(snippet.source)}</bdi>']
+    if snippet.date:
+        where.append(f'<bdi dir="ltr" class="rag-date">{_text(snippet.date)}</bdi>')
+    if snippet.page is not None:
+        where.append(_isolated(i18n.t(lang, "page", page=snippet.page), "rag-page"))
+    where.append(f'<bdi dir="ltr" class="rag-source">{snippet.start}–{snippet.end}</bdi>')
     return (
         f'<div class="rag-block rag-snippet" id="{element_id}">'
         f'<div class="rag-head" dir="{direction(snippet.title)}">{label}{_isolated(short(snippet.title), "rag-title")} · '
-        f'<bdi dir="ltr" class="rag-source">{_text(where)}</bdi></div>'
+        f'{" · ".join(where)}</div>'
         f'<div class="rag-passage" dir="{direction(snippet.passage)}">'
         f"{_marked(snippet.passage, snippet.mark_start, snippet.mark_end)}</div></div>"
     )
 
 
-def note_html(text: str) -> str:
-    return f'<div class="rag-note" dir="{direction(text)}">{_text(text)}</div>'
+def note_html(text: str, dir: str | None = None) -> str:
+    """A small note; `dir` defaults to the text's own direction."""
+    return f'<div class="rag-note" dir="{dir or direction(text)}">{_text(text)}</div>'
+
+
+def reading_html(turn: Turn, lang: str) -> str:
+    """How a turn after the first was understood, in the interface language, the previous
+    question quoted (escaped, isolated in its own direction)."""
+    key = "reading_in_context" if turn.reading == READ_IN_CONTEXT else "reading_alone"
+    template = _text(i18n.template(lang, key))
+    body = template.format(previous=_isolated(turn.previous or "")) if "{previous}" in template else template
+    return f'<div class="rag-note rag-reading" dir="{i18n.direction(lang)}">{body}</div>'
 
 
 def document_html(title: str, source: str, text: str, start: int, end: int) -> str:

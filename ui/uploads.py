@@ -15,13 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from rag.corpus import MAX_FILE_BYTES, SUFFIXES, Document, UnreadableFile, read_file
+from ui import i18n
 
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES  # the same limit as corpus files (Settings.max_file_mb)
 MAX_NAME_CHARS = 100
 
 
 class UploadError(ValueError):
-    """An upload that cannot be added; the message says why, for the user."""
+    """An upload that cannot be added: `key` names the catalogue message (ui/i18n.py) that
+    says why, `fields` fill it; str() is the English message."""
+
+    def __init__(self, key: str, **fields: object):
+        self.key, self.fields = key, fields
+        super().__init__(i18n.t("en", key, **fields))
+
+    def message(self, lang: str) -> str:
+        """The message in an interface language."""
+        return i18n.t(lang, self.key, **self.fields)
 
 
 @dataclass(frozen=True)
@@ -40,10 +50,10 @@ def safe_name(name: str) -> str:
     name = re.sub(r"[^\w.\- ]", "_", name).strip(" .")  # no leading dot: hidden files are not indexed
     stem, dot, suffix = name.rpartition(".")
     if not dot or not stem.strip("._ -"):
-        raise UploadError(f"{name or 'the file'}: the name needs a file type ({' '.join(SUFFIXES)})")
+        raise UploadError("upload_no_type", name=name or "?", types=" ".join(SUFFIXES))
     suffix = suffix.lower()
     if f".{suffix}" not in SUFFIXES:
-        raise UploadError(f"{name}: .{suffix} files are not supported (use {' '.join(SUFFIXES)})")
+        raise UploadError("upload_unsupported", name=name, suffix=suffix, types=" ".join(SUFFIXES))
     stem = stem[:MAX_NAME_CHARS].strip(" .")
     return f"{stem}.{suffix}"
 
@@ -57,7 +67,7 @@ def _free_path(corpus_dir: Path, name: str, data: bytes) -> tuple[Path, bool]:
             return path, True
         if path.is_file() and not path.is_symlink() and path.stat().st_size == len(data) and path.read_bytes() == data:
             return path, False
-    raise UploadError(f"{name}: too many files of that name in the corpus")
+    raise UploadError("upload_too_many", name=name)
 
 
 def add_upload(name: str, data: bytes, corpus_dir: Path, project_root: Path,
@@ -69,9 +79,9 @@ def add_upload(name: str, data: bytes, corpus_dir: Path, project_root: Path,
     """
     name = safe_name(name)
     if len(data) > max_bytes:
-        raise UploadError(f"{name} is {len(data) / 2**20:.1f} MiB; files up to {max_bytes // 2**20} MiB can be added")
+        raise UploadError("upload_too_big", name=name, size=f"{len(data) / 2**20:.1f}", max=max_bytes // 2**20)
     if not data.strip():
-        raise UploadError(f"{name} is empty")
+        raise UploadError("upload_empty", name=name)
     corpus_dir = Path(corpus_dir).resolve()
     corpus_dir.mkdir(parents=True, exist_ok=True)
     path, new = _free_path(corpus_dir, name, data)
@@ -90,18 +100,18 @@ def add_upload(name: str, data: bytes, corpus_dir: Path, project_root: Path,
         try:
             docs, skipped = read_file(tmp, source)
         except (UnreadableFile, UnicodeDecodeError) as e:
-            raise UploadError(f"{name} cannot be read: {e}") from e
+            raise UploadError("upload_unreadable", name=name, error=str(e)) from e
         if not docs:
             reasons = "; ".join(s.reason for s in skipped) or "no text"
-            raise UploadError(f"{name} has no document to add ({reasons})")
+            raise UploadError("upload_no_document", name=name, reasons=reasons)
         if known_ids:
             dup = [known_ids[d.id] for d in docs if d.id in known_ids]
             if len(dup) == len(docs):
-                raise UploadError(f"{name}: the same text is already in the corpus ({', '.join(sorted(set(dup)))})")
+                raise UploadError("upload_duplicate", name=name, sources=", ".join(sorted(set(dup))))
         try:
             os.link(tmp, path)
         except FileExistsError as e:
-            raise UploadError(f"{name}: a file of that name was just added; try again") from e
+            raise UploadError("upload_race", name=name) from e
     finally:
         tmp.unlink(missing_ok=True)
     return Added(path, source, docs, new=True)
