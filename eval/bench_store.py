@@ -183,8 +183,8 @@ def main() -> int:
             docs = list(src.documents.values())
             _, qs = load_sets(args.data)
             qs = [q for q in qs if not q.impossible and q.doc_id in src.documents]
-            if args.limit:
-                qs = qs[:: max(1, len(qs) // args.limit)][:args.limit]
+            if args.limit and args.limit < len(qs):  # spread evenly over the pool (all four sets)
+                qs = [qs[i] for i in np.linspace(0, len(qs) - 1, args.limit).round().astype(int)]
             qv = query_vectors(args.pool.parent / f"qvecs-{emb.model_id}.npz", [q.question for q in qs], None)
             indexes = build_both(work / "pool", docs, emb, emb.model_id, updated=True)
             rows += compare(f"dev pool ({len(qs)} q, {len(docs)} docs)", indexes,

@@ -275,3 +275,19 @@ def test_the_cli_with_rag_store(tmp_path, monkeypatch, capsys, lite_servers):
     monkeypatch.setenv("RAG_STORE", "faiss")
     assert main(["ask", "Geneva snow airport"]) == 2  # built for Milvus: refused, with what to do
     assert "built for the store milvus://" in capsys.readouterr().err
+
+
+def test_a_milvus_build_reports_sending_as_one_stage(tmp_path, lite_servers):
+    from rag.progress import fraction
+
+    seen = []
+    engine = Engine(project(tmp_path, f"milvus://{tmp_path}/m.db"), HashEmbedder(256))
+    engine.build(on_progress=lambda *a: seen.append(a))
+    store = [(d, t) for s, d, t in seen if s == "store"]
+    total = len(engine.index.sent_keys) + len(engine.index.passages)  # every sentence and passage row
+    assert store[0] == (0, total) and store[-1] == (total, total) and seen[-1][0] == "store"
+    fr = [fraction(*a) for a in seen]
+    assert fr == sorted(fr) and fr[-1] == pytest.approx(1.0)
+    seen.clear()
+    engine.build(on_progress=lambda *a: seen.append(a))  # nothing changed: nothing sent
+    assert [(d, t) for s, d, t in seen if s == "store"] == [(0, 0)]

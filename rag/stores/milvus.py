@@ -211,29 +211,32 @@ def sync(spec: StoreSpec, collections: dict, documents, passages, s_pidx, s_star
         for j, pi in enumerate(s_pidx):
             by_doc_s.setdefault(passages[pi].doc_id, []).append(j)
 
-        stats = {}
-        for name in (sentences_c, passages_c):
+        def row(name: str, doc_id: str, i: int, head: bool) -> dict:
+            common = {"doc_id": doc_id, "doc_key": keys[doc_id], "date": dates[doc_id], "head": head}
+            if name == sentences_c:
+                pid = passages[s_pidx[i]].id
+                return {"id": f"{pid}:{int(s_start[i])}", **common, "passage": pid, "vector": s_vecs[i].tolist()}
+            return {"id": passages[i].id, **common, "text": " ".join(tokens(passages[i].text))}
+
+        plan = []  # (collection, rows per document, documents to delete, documents to write)
+        for name, members in ((sentences_c, by_doc_s), (passages_c, by_doc_p)):
             have = _heads(client, name)
             gone = sorted(d for d, k in have.items() if keys.get(d) != k)  # removed, or changed under the same id
             todo = [d for d in keys if have.get(d) != keys[d]]
+            plan.append((name, members, gone, todo))
+        total = sum(len(members.get(d, ())) for _, members, _, todo in plan for d in todo)
+        done = [0]
+        report("store", 0, total)
+        stats = {}
+        for name, members, gone, todo in plan:
             _delete_docs(client, name, gone)
-            stats[name] = {"deleted": len(gone), "upserted": len(todo)}
-
-            def row(doc_id: str, i: int, head: bool, name=name) -> dict:
-                common = {"doc_id": doc_id, "doc_key": keys[doc_id], "date": dates[doc_id], "head": head}
-                if name == sentences_c:
-                    pid = passages[s_pidx[i]].id
-                    return {"id": f"{pid}:{int(s_start[i])}", **common, "passage": pid, "vector": s_vecs[i].tolist()}
-                return {"id": passages[i].id, **common, "text": " ".join(tokens(passages[i].text))}
-
-            members = by_doc_s if name == sentences_c else by_doc_p
-            total = sum(len(members.get(d, ())) for d in todo)
-            done = [0]
-            report("store", 0, total)
             # every row but the heads first, then the heads: a head means the document is complete
-            _upsert(client, name, (row(d, i, False) for d in todo for i in members.get(d, ())[1:]), total, done, report)
-            _upsert(client, name, (row(d, members[d][0], True) for d in todo if members.get(d)), total, done, report)
+            _upsert(client, name, (row(name, d, i, False) for d in todo for i in members.get(d, ())[1:]), total, done,
+                    report)
+            _upsert(client, name, (row(name, d, members[d][0], True) for d in todo if members.get(d)), total, done,
+                    report)
             client.flush(name)  # sealed: Milvus Lite builds its BM25 statistics once, not per query
+            stats[name] = {"deleted": len(gone), "upserted": len(todo)}
         log.info("milvus sync %s: %s", spec.name, stats)
         return stats
     except IndexProblem:
