@@ -151,7 +151,8 @@ def cmd_info(args) -> int:
     idx = Index.load(settings.index_dir, settings, verify=args.verify)  # verify: every file re-hashed
     m = idx.manifest
     info = {"index": str(idx.path), "model": m["model"], "built_at": m["built_at"], "corpus": m["corpus"],
-            "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold(settings)}
+            "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold(settings),
+            "store": m.get("store") or {"kind": "faiss"}, "vectors": idx.store.count()}
     if args.verify:
         folder = model_path(settings.model, settings.models_dir)
         digest = weights_hash(folder, verify=True) if folder.is_dir() else "model not on disk"

@@ -13,6 +13,8 @@ from datetime import date as _date
 from pathlib import Path
 from typing import Literal
 
+from rag.stores.base import StoreSpec, parse_store
+
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 
@@ -48,6 +50,9 @@ class Settings:
     chunk_size: int = 800
     chunk_overlap: int = 0
     faiss: Literal["flat", "hnsw"] = "flat"
+    # where vectors and BM25 are searched (rag/stores): faiss (the index folder), milvus (Milvus
+    # Lite in index/milvus.db), milvus:///path/to/file.db, or milvus://host:19530 (a server or cluster)
+    store: str = "faiss"
 
     # retrieval
     k: int = 5
@@ -117,8 +122,14 @@ class Settings:
             object.__setattr__(self, name, value)
         if self.since and self.until and self.since > self.until:
             raise ValueError(f"since ({self.since}) is after until ({self.until})")
+        parse_store(self.store, self.index_dir, root)  # ValueError naming the accepted forms
         if self.dtype not in ("auto", *DTYPES):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
+
+    @property
+    def store_spec(self) -> StoreSpec:
+        """The parsed store setting (rag.stores)."""
+        return parse_store(self.store, self.index_dir, self.project_root)
 
     @property
     def max_file_bytes(self) -> int:

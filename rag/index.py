@@ -35,7 +35,7 @@ import bm25s
 import faiss
 import numpy as np
 
-from rag import __version__
+from rag import __version__, stores
 from rag.chunking import Passage, chunk
 from rag.config import Settings
 from rag.corpus import SUFFIXES, Document, Skipped, load_project_corpus
@@ -92,13 +92,14 @@ class Index:
     sent_end: np.ndarray
     sent_keys: list[str]
     sentence_vectors: np.ndarray
-    dense: faiss.Index
-    lexical: bm25s.BM25
+    dense: faiss.Index | None  # None when the store is not FAISS (rag.stores)
+    lexical: bm25s.BM25 | None
     df: dict[str, int]
     dup_of: np.ndarray  # index of the first passage with the same normalised text
     calibration: dict = field(default_factory=dict)
     _sent_ptr: np.ndarray | None = None
     _date_masks: dict = field(default_factory=dict)  # (since, until) -> passages in range (rag.retrieval.date_mask)
+    store: stores.VectorStore | None = None  # where dense and lexical search run (rag.stores; opened by load)
 
     # ---------- queries over the stored data ----------
     def passage_sentences(self, i: int) -> range:
@@ -214,7 +215,11 @@ class Index:
                 passages.append(Passage(r["id"], r["doc_id"], r["start"], r["end"], text))
         s = np.load(build / "sentences.npz")
         sent_keys = json.loads((build / "sentence_keys.json").read_text("utf-8"))
-        lexical = bm25s.BM25.load(str(build / "lexical"), show_progress=False)
+        # --- store (rag.stores): FAISS reads dense.faiss and bm25s; Milvus searches there and the
+        # answerer reads the few vectors it scores from a memory map, so none need to fit in memory
+        spec = stores.spec_of(manifest)
+        local = spec.kind == "faiss"
+        lexical = bm25s.BM25.load(str(build / "lexical"), show_progress=False) if local else None
         df = json.loads((build / "lexical" / "df.json").read_text("utf-8"))
         calibration = {}
         cal_file = index_dir / "calibration.json"
@@ -223,13 +228,15 @@ class Index:
                 calibration = json.loads(cal_file.read_text("utf-8")).get(manifest["model"]["id"], {})
             except ValueError:
                 log.warning("ignoring unreadable %s", cal_file)
-        return cls(
+        idx = cls(
             path=build, manifest=manifest, documents=docs, passages=passages,
             sent_passage=s["passage"], sent_start=s["start"], sent_end=s["end"], sent_keys=sent_keys,
-            sentence_vectors=np.load(build / "sentence_vectors.npy"),
-            dense=faiss.read_index(str(build / "dense.faiss")), lexical=lexical, df=df,
+            sentence_vectors=np.load(build / "sentence_vectors.npy", mmap_mode=None if local else "r"),
+            dense=faiss.read_index(str(build / "dense.faiss")) if local else None, lexical=lexical, df=df,
             dup_of=s["dup_of"], calibration=calibration,
         )
+        idx.store = stores.open_store(spec, idx)
+        return idx
 
     def save_calibration(self, values: dict) -> None:
         """Store answer tuning (e.g. the abstention threshold) for this index's model; survives rebuilds.
@@ -266,6 +273,11 @@ def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embed
         )
     if manifest.get("normalization") != NORMALIZATION_VERSION:
         raise IndexProblem(f"the index at {index_dir} uses an older text normalisation: run `rag index` to rebuild")
+    if settings is not None:  # --- store (rag.stores): an index is queried through the store it was built for
+        built, asked = stores.spec_of(manifest), settings.store_spec
+        if built != asked:
+            raise IndexProblem(f"the index at {index_dir} was built for the store {built.name}, the settings ask for "
+                               f"{asked.name}: run `rag index` to build it for {asked.name}, or set RAG_STORE={built.name}")
 
 
 # ---------------------------------------------------------------- build
@@ -352,7 +364,9 @@ def fingerprint(settings: Settings, documents: list[Document]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"format": FORMAT, "normalization": NORMALIZATION_VERSION, "model": settings.model,
                          "dim": settings.dim, "chunk_size": settings.chunk_size,
-                         "chunk_overlap": settings.chunk_overlap, "faiss": settings.faiss}, sort_keys=True).encode())
+                         "chunk_overlap": settings.chunk_overlap, "faiss": settings.faiss}
+                        | ({"store": settings.store_spec.name} if settings.store_spec.kind != "faiss" else {}),
+                        sort_keys=True).encode())
     for d in sorted(documents, key=lambda d: (d.id, d.source)):
         h.update(json.dumps([d.id, d.source, d.title, d.url, d.date, d.lang, _key(d.text), list(d.pages), d.extractor],
                             ensure_ascii=False).encode("utf-8"))
@@ -453,6 +467,9 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
         try:
             _write(tmp, settings, embedder, documents, passages, s_pidx, s_start, s_end, s_keys, s_vecs, dup_of,
                    report)
+            # --- store (rag.stores): Milvus gets upserts and deletes by document id; FAISS has nothing to do
+            stores.sync(json.loads((tmp / "manifest.json").read_text("utf-8"))["store"], documents, passages,
+                        s_pidx, s_start, s_vecs, report)
             final = builds / stamp
             os.replace(tmp, final)
             _swap_current(index_dir, final)
@@ -527,6 +544,7 @@ def _write(tmp: Path, settings: Settings, embedder: Embedder, documents, passage
         "normalization": NORMALIZATION_VERSION,
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "splitter": "langchain RecursiveCharacterTextSplitter"},
         "faiss": settings.faiss,
+        "store": stores.describe(settings, embedder, NORMALIZATION_VERSION, FORMAT),  # rag.stores
         "lexical": {"library": "bm25s", "version": bm25s.__version__},
         "corpus": {"dir": settings.relative(settings.corpus_dir), "documents": len(documents),
                    "passages": len(passages), "sentences": len(s_keys)},
