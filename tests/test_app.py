@@ -281,6 +281,10 @@ def test_persian_question_gets_a_cited_answer(seed_app):
     assert CALL_DOC in html[1] and "<mark>" in html[1]  # the first snippet: its source, the sentence marked
     assert any("۵۰ دقیقه" in h for h in html)  # the call's length is in front of the user
     assert seed_app.button(key="open-0-0").label == "Open the whole document"
+    # the answer is short; the other passages found are one click away, not in the answer
+    more = seed_app.expander[0]
+    assert more.label.startswith("Other passages found (") and seed_app.button(key="more-0-0")
+    assert all("<mark>" not in h.value for h in more.html) and len(more.html) >= 1
     facts = " ".join(h.value for h in seed_app.sidebar.html)  # how it decides to abstain, as it does
     assert "abstains when" in facts and "language pair" in facts and "fa&gt;fa" in facts
 
