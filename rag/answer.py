@@ -271,16 +271,20 @@ def _repeats(a: set[str], b: set[str]) -> bool:
 
 
 def retrieve_for_answer(index: Index, question: str, q_vec: np.ndarray, settings: Settings,
-                        mode: str | None = None, k: int | None = None, prefer: Collection[str] = ()) -> list[Hit]:
+                        mode: str | None = None, k: int | None = None, prefer: Collection[str] = (),
+                        only_preferred: bool = False) -> list[Hit]:
     """The ranking answer_pool needs: at least k, answer_passages and DENSE_SCAN hits.
 
     `prefer`: document ids whose passages get `settings.prefer_boost` added to their score
-    (a follow-up's reading leans on the documents the previous answer cited)."""
+    (a follow-up's reading leans on the documents the previous answer cited); with
+    `only_preferred`, the ranking keeps only their passages when any was retrieved."""
     n = max(k or settings.k, settings.answer_passages, DENSE_SCAN)
     if not prefer:
         return retrieve(index, question, q_vec, settings, mode=mode, k=n)
     hits = retrieve(index, question, q_vec, settings, mode=mode, k=max(n, settings.candidates))
     boosted = [replace(h, score=h.score + settings.prefer_boost) if h.passage.doc_id in prefer else h for h in hits]
+    if only_preferred:
+        boosted = [h for h in boosted if h.passage.doc_id in prefer] or boosted
     return sorted(boosted, key=lambda h: -h.score)[:n]
 
 
@@ -305,13 +309,17 @@ def embed_questions(index: Index, embedder: Embedder, questions: list[str], sett
 
 def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
            mode: str | None = None, k: int | None = None, *, embedded: tuple | None = None,
-           prefer: Collection[str] = (), search: tuple[str, np.ndarray] | None = None) -> Answer:
+           prefer: Collection[str] = (), only_preferred: bool = False,
+           search: tuple[str, np.ndarray] | None = None, judge_as: tuple[str, np.ndarray] | None = None) -> Answer:
     """Answer from the index's sentences, with citations, or abstain.
 
     `embedded`: the question's (vector, token states) from `embed_questions`, when already
-    computed; `prefer`: documents whose passages retrieval boosts (see retrieve_for_answer);
+    computed; `prefer`, `only_preferred`: documents whose passages retrieval boosts, or keeps
+    alone (see retrieve_for_answer);
     `search`: (text, vector) to retrieve passages with instead of the question's (a
-    follow-up searches with the conversation, and reads the sentences with its own words)."""
+    follow-up searches with the conversation, and reads the sentences with its own words);
+    `judge_as`: (text, vector) whose answerability decides whether to abstain (a follow-up:
+    the conversation's, since "and then?" alone has nothing to answer)."""
     t0 = time.perf_counter()
     question = check_question(question)
     mode = mode or settings.mode
@@ -323,10 +331,11 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     t1 = time.perf_counter()
     k = k or settings.k
     s_text, s_vec = search if search is not None else (question, q_vec)
-    hits = retrieve_for_answer(index, s_text, s_vec, settings, mode, k, prefer)
+    hits = retrieve_for_answer(index, s_text, s_vec, settings, mode, k, prefer, only_preferred)
     t2 = time.perf_counter()
     scored, rows = score_sentences(index, hits, q_vec, question, settings)
-    evidence, threshold, pair = decide(index, settings, hits, scored, q_vec, question, lang)
+    j_text, j_vec = judge_as if judge_as is not None else (question, q_vec)
+    evidence, threshold, pair = decide(index, settings, hits, scored, j_vec, j_text, lang)
     abstained = not scored or (threshold is not None and evidence < threshold)
     best = scored[0][1] if scored else -1
     t_read = time.perf_counter()

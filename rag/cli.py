@@ -154,7 +154,8 @@ def cmd_info(args) -> int:
             "chunking": m["chunking"], "abstain_threshold": idx.abstain_threshold(settings),
             "segments": [{k: seg[k] for k in ("name", "faiss", "documents", "passages", "sentences")}
                          for seg in m["segments"]],
-            "deleted_documents": sum(len(v) for v in m.get("deleted", {}).values())}
+            "deleted_documents": sum(len(v) for v in m.get("deleted", {}).values()),
+            "store": m.get("store") or {"kind": "faiss"}, "vectors": idx.store.count()}
     if args.verify:
         folder = model_path(settings.model, settings.models_dir)
         digest = weights_hash(folder, verify=True) if folder.is_dir() else "model not on disk"

@@ -13,6 +13,8 @@ from datetime import date as _date
 from pathlib import Path
 from typing import Literal
 
+from rag.stores.base import StoreSpec, parse_store
+
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "lexical")
 
@@ -51,6 +53,9 @@ class Settings:
     # scalar quantisation above (rag/dense.py; chosen by eval/bench_scale.py); or flat, hnsw, ivf
     faiss: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     faiss_probe: int = 0  # IVF lists / HNSW efSearch per query; 0 = the default (rag.dense)
+    # where vectors and BM25 are searched (rag/stores): faiss (the index folder), milvus (Milvus
+    # Lite in index/milvus.db), milvus:///path/to/file.db, or milvus://host:19530 (a server or cluster)
+    store: str = "faiss"
 
     # retrieval
     k: int = 5
@@ -64,7 +69,7 @@ class Settings:
 
     # answering
     answer_passages: int = 3  # sentences are taken from this many top passages
-    max_sentences: int = 3
+    max_sentences: int = 2  # the answer: the sentence that answers, and at most one more for the same event
     # where an answer's second and third sentences may come from: the first one's document
     # (the same event), or any retrieved passage
     extra_sentences: Literal["same-document", "any"] = "same-document"
@@ -124,8 +129,14 @@ class Settings:
             raise ValueError(f"faiss must be auto, flat, hnsw or ivf, not {self.faiss!r}")
         if self.faiss_probe < 0:
             raise ValueError("faiss_probe must be >= 0")
+        parse_store(self.store, self.index_dir, root)  # ValueError naming the accepted forms
         if self.dtype not in ("auto", *DTYPES):
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
+
+    @property
+    def store_spec(self) -> StoreSpec:
+        """The parsed store setting (rag.stores)."""
+        return parse_store(self.store, self.index_dir, self.project_root)
 
     @property
     def max_file_bytes(self) -> int:

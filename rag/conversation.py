@@ -4,9 +4,11 @@ Every turn after the first is answered twice:
 
 - **alone**: the question on its own, exactly as a first question;
 - **in context**: passages retrieved with the previous turn's search text joined to the
-  question, leaning on the documents the previous answer cited (`Settings.prefer_boost`);
+  question, from the documents the previous answer cited when any of them is retrieved
+  (else leaning on them by `Settings.prefer_boost`);
   their sentences are then read with the question's own words and vector, so that the
-  answer is what the new question asks, not the previous answer again.
+  answer is what the new question asks, not the previous answer again; whether the
+  sources answer it at all is judged on the joined text (the question as understood).
 
 `reply()` keeps one reading (`judge`) and returns the
 other one too, so a user can take the turn the other way without waiting
@@ -105,9 +107,8 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     own, joined = embed_questions(index, embedder, [question, query], settings)
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
-                        search=(query, joined[0]))
-    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model,
-                      previous.doc_ids)
+                        only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]))
+    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model)
     if judgement.reason.startswith("in context"):
         return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
     return Reply(question, alone, READINGS[0], question, in_context, query, previous.question, judgement)
@@ -174,7 +175,7 @@ def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:
 
 
 def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer,
-                      in_context: Answer, previous_docs: tuple[str, ...] = ()) -> np.ndarray:
+                      in_context: Answer) -> np.ndarray:
     sv = index.sentence_vectors
     own_best = float(sv[alone.best] @ q_vec) if alone.best >= 0 else 0.0
     own_fit = float(sv[in_context.best] @ q_vec) if in_context.best >= 0 else 0.0
@@ -188,11 +189,11 @@ OWN_FIT_SLACK = 0.10
 
 
 def judge(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer, in_context: Answer,
-          model: FollowUpModel | None = None, previous_docs: tuple[str, ...] = ()) -> Judgement:
+          model: FollowUpModel | None = None) -> Judgement:
     """Which reading to keep. With the follow-up model (shipped in rag/calibration.json):
     in context when its log-odds that the turn is a follow-up are positive. Without it: in
     context only when its evidence is better and the question itself fits its answer."""
-    x = followup_features(index, embedder, q_vec, alone, in_context, previous_docs)
+    x = followup_features(index, embedder, q_vec, alone, in_context)
     a, c = alone.margin, in_context.margin
     if model is not None:
         score = model.score(x)

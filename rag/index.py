@@ -44,7 +44,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag import __version__
+from rag import __version__, stores
 from rag import dense as dense_mod
 from rag.chunking import Passage, chunk
 from rag.config import Settings
@@ -114,14 +114,15 @@ class Index:
     sent_end: np.ndarray
     sent_keys: list[str]
     sentence_vectors: np.ndarray
-    dense: dense_mod.DenseSearch  # .search(q, n) -> (scores, ids), .ntotal: like a FAISS index
-    lexical: Lexical
+    dense: dense_mod.DenseSearch | None  # .search(q, n) -> (scores, ids), .ntotal: like a FAISS index; None when
+    lexical: Lexical  # the store is not FAISS (rag.stores); BM25 also gives the answerer its document frequencies
     df: dict[str, int]
     dup_of: np.ndarray  # index of the first passage with the same normalised text
     calibration: dict = field(default_factory=dict)
     _sent_ptr: np.ndarray | None = None
     _date_masks: dict = field(default_factory=dict)  # (since, until) -> passages in range (rag.retrieval.date_mask)
     _segments: list = field(default_factory=list, repr=False)
+    store: stores.VectorStore | None = None  # where dense and lexical search run (rag.stores; opened by load)
 
     # ---------- queries over the stored data ----------
     def passage_sentences(self, i: int) -> range:
@@ -251,8 +252,10 @@ class Index:
         sentence_vectors = vectors[0] if len(vectors) == 1 else np.concatenate(vectors)
         _, first, inverse = np.unique(np.concatenate(phash), return_index=True, return_inverse=True)
         lexical = Lexical([seg.postings for seg in segs], [None if lv.all() else lv for lv in p_lives])
+        spec = stores.spec_of(manifest)  # rag.stores: FAISS searches the segments; Milvus its collections
         dense = dense_mod.DenseSearch([seg.faiss for seg in segs], s_lives, sentence_vectors,
-                                      probe=settings.faiss_probe if settings is not None else 0)
+                                      probe=settings.faiss_probe if settings is not None else 0) \
+            if spec.kind == "faiss" else None
         calibration = {}
         cal_file = index_dir / "calibration.json"
         if cal_file.exists():
@@ -268,6 +271,7 @@ class Index:
             dup_of=first[inverse.ravel()].astype(np.int64), calibration=calibration,
         )
         index._segments = segs  # keeps them in the segment cache while this index lives
+        index.store = stores.open_store(spec, index)
         return index
 
     def save_calibration(self, values: dict) -> None:
@@ -305,6 +309,11 @@ def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embed
         )
     if manifest.get("normalization") != NORMALIZATION_VERSION:
         raise IndexProblem(f"the index at {index_dir} uses an older text normalisation: run `rag index` to rebuild")
+    if settings is not None:  # --- store (rag.stores): an index is queried through the store it was built for
+        built, asked = stores.spec_of(manifest), settings.store_spec
+        if built != asked:
+            raise IndexProblem(f"the index at {index_dir} was built for the store {built.name}, the settings ask for "
+                               f"{asked.name}: run `rag index` to build it for {asked.name}, or set RAG_STORE={built.name}")
 
 
 # ---------------------------------------------------------------- segments on disk
@@ -488,8 +497,9 @@ def doc_key(d: Document) -> str:
 
 
 def _build_settings(settings: Settings) -> dict:
-    return {"format": FORMAT, "normalization": NORMALIZATION_VERSION, "model": settings.model, "dim": settings.dim,
-            "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "faiss": settings.faiss}
+    return ({"format": FORMAT, "normalization": NORMALIZATION_VERSION, "model": settings.model, "dim": settings.dim,
+             "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "faiss": settings.faiss}
+            | ({"store": settings.store_spec.name} if settings.store_spec.kind != "faiss" else {}))
 
 
 def fingerprint(settings: Settings, documents: list[Document]) -> str:
@@ -590,6 +600,8 @@ def _plan(index_dir: Path, settings: Settings, embedder: Embedder, documents: li
         return full(why="the current index was built with another model")
     if m.get("build_settings") != _build_settings(settings):
         return full(why="build settings changed")
+    if settings.store_spec.kind != "faiss" and m.get("fingerprint") != fp:
+        return full(why="the store is synced with whole builds")  # rag.stores.sync: upserts and deletes by document
     if m.get("fingerprint") == fp:
         return _Plan("unchanged", [], m["segments"], m.get("deleted", {}))
     new = {doc_key(d): d for d in documents}
@@ -658,7 +670,7 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
         log.info("index update: %s%s", plan.update, f" ({plan.why})" if plan.why else "")
         if plan.update == "unchanged":
             m = _current_manifest(index_dir) or {}
-            for stage in ("chunking", "embedding", "writing", "dense", "lexical", "hashing"):
+            for stage in ("chunking", "embedding", "writing", "dense", "lexical", "hashing", "store"):
                 report(stage, 0, 0)  # each stage passed, with nothing to do (rag.progress)
             c = m.get("corpus", {})
             return BuildReport(c.get("documents", 0), c.get("passages", 0), c.get("sentences", 0), 0,
@@ -673,6 +685,7 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
             log.info("resuming: %d vectors from an unfinished build", len(s_cache))
         s_cache.update(_previous_vectors(index_dir, embedder, wanted - set(s_cache)))
         s_vecs, n_s = _embed_missing(embedder, new.s_keys, new.s_texts, s_cache, checkpoint, report)
+        s_vecs = s_vecs.astype(np.float16).astype(np.float32)  # as stored: FAISS, the answerer and a store agree
         del s_cache
 
         segments_dir, builds = index_dir / "segments", index_dir / "builds"
@@ -693,6 +706,8 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
                 segs.append(meta)
             tmp.mkdir(parents=True)
             manifest = _write_manifest(tmp, settings, embedder, documents, segs, deleted, fp, index_dir)
+            # --- store (rag.stores): Milvus gets upserts and deletes by document id; FAISS has nothing to do
+            stores.sync(manifest["store"], new.documents, new.passages, new.s_pidx, new.s_start, s_vecs, report)
             final = builds / stamp
             os.replace(tmp, final)
             _swap_current(index_dir, final)
@@ -734,7 +749,7 @@ def _write_segment(tmp: Path, name: str, new: _Chunked, s_vecs: np.ndarray, kind
     report("writing", 3, 3)
 
     report("dense", 0, len(s_vecs))
-    index = dense_mod.build(kind, s_vecs.astype(np.float16).astype(np.float32), lambda d, t: report("dense", d, t))
+    index = dense_mod.build(kind, s_vecs, lambda d, t: report("dense", d, t))
     faiss.write_index(index, str(tmp / "dense.faiss"))
 
     report("lexical", 0, 2)
@@ -776,6 +791,7 @@ def _write_manifest(tmp: Path, settings: Settings, embedder: Embedder, documents
         "normalization": NORMALIZATION_VERSION,
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "splitter": "langchain RecursiveCharacterTextSplitter"},
         "faiss": settings.faiss,
+        "store": stores.describe(settings, embedder, NORMALIZATION_VERSION, FORMAT),  # rag.stores
         "lexical": {"scoring": "BM25 (lucene idf, k1 1.5, b .75) over raw counts, rag.lexical"},
         "vectors": "float16",
         "corpus": {"dir": settings.relative(settings.corpus_dir), "documents": len(documents),

@@ -26,6 +26,7 @@ STAGES = {
     "dense": "building the FAISS index",
     "lexical": "building the BM25 index",
     "hashing": "checking the written files",
+    "store": "updating the vector store",
 }
 
 

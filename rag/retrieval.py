@@ -60,9 +60,6 @@ def lexical_ceiling(index: Index, query_tokens: list[str], k1: float = 1.5) -> f
                for t in set(query_tokens) if t in index.df and t != "_n")
 
 
-SENTENCE_SCAN = 8  # sentences searched per passage wanted (a passage has ~4 on average)
-
-
 def date_mask(index: Index, since: str | None, until: str | None) -> np.ndarray | None:
     """Which passages belong to documents dated within [since, until] (ISO dates, inclusive);
     None when no filter is set. Undated documents are out when a filter is set."""
@@ -79,13 +76,15 @@ def date_mask(index: Index, since: str | None, until: str | None) -> np.ndarray 
     return cache[key]
 
 
-def dense_search(index: Index, q_vec: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+def dense_search(index: Index, q_vec: np.ndarray, k: int, mask: np.ndarray | None = None,
+                 dates: tuple[str | None, str | None] = (None, None)) -> list[tuple[int, float]]:
     """The k passages whose best sentence is closest to the query, with that cosine.
 
-    FAISS holds sentence vectors; a passage scores as its best sentence, which finds
-    the one sentence that answers better than a vector of the whole passage does.
-    `mask` (over passages): only those passages, scored exactly over their sentences."""
-    if mask is not None:
+    The store (rag.stores) holds sentence vectors; a passage scores as its best sentence,
+    which finds the one sentence that answers better than a vector of the whole passage
+    does. `mask` (over passages; `dates` the range it stands for): only those passages —
+    FAISS scores them exactly over their sentences, Milvus filters by date itself."""
+    if mask is not None and index.store.kind == "faiss":
         allowed = mask[index.sent_passage]
         if k <= 0 or not allowed.any():
             return []
@@ -99,21 +98,23 @@ def dense_search(index: Index, q_vec: np.ndarray, k: int, mask: np.ndarray | Non
                 if len(best) == k:
                     break
         return list(best.items())
-    n = min(k * SENTENCE_SCAN, index.dense.ntotal)
-    if k <= 0 or n <= 0:
+    if k <= 0:
         return []
-    scores, ids = index.dense.search(np.asarray(q_vec, np.float32).reshape(1, -1), n)
-    best: dict[int, float] = {}
-    for j, s in zip(ids[0], scores[0], strict=True):
-        if j >= 0:
-            best.setdefault(int(index.sent_passage[j]), float(s))  # scores come best first
-            if len(best) == k:
-                break
-    return list(best.items())
+    hits = [(int(index.sent_passage[j]), s) for j, s in index.store.dense(q_vec, k, *dates)]
+    return [(p, s) for p, s in hits if mask is None or mask[p]]
 
 
-def lexical_search(index: Index, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
-    return index.lexical.search(tokens(query), k, mask)
+def lexical_search(index: Index, query: str, k: int, mask: np.ndarray | None = None,
+                   dates: tuple[str | None, str | None] = (None, None)) -> list[tuple[int, float]]:
+    """The k passages with the best BM25 score for the query's normalised tokens (> 0).
+    With `mask`, only those passages (FAISS: all are scored, then filtered; Milvus filters by `dates`)."""
+    q = tokens(query)
+    n = len(index.passages)
+    if not q or n == 0:
+        return []
+    if mask is not None and index.store.kind == "faiss":
+        return [(i, s) for i, s in index.store.lexical(q, n) if mask[i]][:k]
+    return [(i, s) for i, s in index.store.lexical(q, min(k, n), *dates) if mask is None or mask[i]]
 
 
 def _collapse(index: Index, ranked: list[int]) -> list[int]:
@@ -135,8 +136,9 @@ def retrieve(index: Index, query: str, q_vec: np.ndarray | None, settings: Setti
     k = k or settings.k
     n_cand = max(settings.candidates, k)
     mask = date_mask(index, settings.since, settings.until)
-    dense = dense_search(index, q_vec, n_cand, mask) if mode in ("dense", "hybrid") else []
-    lexical = lexical_search(index, query, n_cand, mask) if mode in ("lexical", "hybrid") else []
+    dates = (settings.since, settings.until)
+    dense = dense_search(index, q_vec, n_cand, mask, dates) if mode in ("dense", "hybrid") else []
+    lexical = lexical_search(index, query, n_cand, mask, dates) if mode in ("lexical", "hybrid") else []
     d_score = dict(dense)
     l_score = dict(lexical)
     if mode == "dense":

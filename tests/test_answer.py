@@ -119,7 +119,7 @@ def test_select_skips_a_runner_up_that_repeats_a_chosen_sentence_in_other_words(
     hit = next(h for h in engine.ask("Putin Trump phone call Saturday").hits if idx.documents[h.passage.doc_id].source.endswith("twice.txt"))
     first, again, other = list(idx.passage_sentences(hit.index))
     scored = [(3.0, first, hit), (2.9, again, hit), (2.8, other, hit)]
-    settings = tiny_project.replace(sentence_margin=1.0)
+    settings = tiny_project.replace(sentence_margin=1.0, max_sentences=3)
     monkeypatch.setattr(answer_mod, "REDUNDANT_COSINE", 1.01)  # only the word test can catch it
     assert [j for _, j, _ in select(scored, idx, settings)] == [first, other]
     monkeypatch.setattr(answer_mod, "REDUNDANT_OVERLAP", 1.01)

@@ -335,10 +335,6 @@ def test_the_conversation_answers_cite_the_article_and_the_off_topic_question_ab
 
 
 @pytest.mark.model
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "library behaviour, not the app: rag.conversation.reply reads the follow-up in context (main at "
-    "fecb7bd: follow-up log-odds +0.84) but its in-context answer abstains (margin -1.36, the reading "
-    "alone -1.11), so no sentence about the coalition is shown; remove this mark when it is answered"))
 def test_the_follow_up_is_answered_from_the_previous_turn(conversation):
     """"What did they talk about?" only makes sense after "Who did Lavrov phone?": read as a
     follow-up, it is answered from the same article — the coalition against ISIS."""

@@ -183,3 +183,21 @@ def test_citations_carry_the_documents_date(tiny_project):
     assert dated[0].where.endswith(", 2025-01-14")
     undated = [c for c in ans.citations if c.source.endswith(".md")]
     assert all(c.date == "" and c.where == c.source for c in undated)
+
+
+def test_retrieval_leans_on_or_keeps_to_the_preferred_documents(tiny_engine):
+    from rag.answer import retrieve_for_answer
+
+    idx, s = tiny_engine.index, tiny_engine.settings
+    q = "Putin Trump call Geneva snow"
+    q_vec = tiny_engine.embedder.embed_queries([q])[0]
+    plain = retrieve_for_answer(idx, q, q_vec, s)
+    weather = next(d.id for d in idx.documents.values() if d.source.endswith("en_weather.md"))
+    boosted = retrieve_for_answer(idx, q, q_vec, s.replace(prefer_boost=10.0), prefer={weather})
+    assert boosted[0].passage.doc_id == weather
+    assert {h.passage.doc_id for h in boosted} == {h.passage.doc_id for h in plain}  # boosted, not filtered
+    only = retrieve_for_answer(idx, q, q_vec, s, prefer={weather}, only_preferred=True)
+    assert only and {h.passage.doc_id for h in only} == {weather}
+    # nothing of the preferred documents retrieved: the ranking is kept as it is
+    assert [h.passage.id for h in retrieve_for_answer(idx, q, q_vec, s, prefer={"absent"}, only_preferred=True)] == \
+        [h.passage.id for h in plain]

@@ -266,7 +266,7 @@ def test_waiting_is_reported_as_a_stage(tiny_engine):
         assert t.is_alive() and seen == [("waiting", 0, 0)]
         fcntl.flock(held, fcntl.LOCK_UN)
     t.join(timeout=60)
-    assert not t.is_alive() and seen[-1][0] == "hashing"
+    assert not t.is_alive() and seen[-1] == ("store", 0, 0)  # the last stage: FAISS has nothing to send
 
 
 # ---------------------------------------------------------------- the index notices every change

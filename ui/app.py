@@ -251,6 +251,12 @@ def show_exchange(i: int, ex: Exchange) -> None:
             st.html(render.snippet_html(s, render.anchor(i, j), LANG))
             st.button(T("open_document"), key=f"open-{i}-{j}", icon=":material/article:",
                       type="tertiary", on_click=open_document, args=(s,))
+        if turn.more:
+            with st.expander(T("more_evidence", n=len(turn.more))):
+                for j, s in enumerate(turn.more):
+                    st.html(render.snippet_html(s, render.anchor(i, 100 + j), LANG))
+                    st.button(T("open_document"), key=f"more-{i}-{j}", icon=":material/article:",
+                              type="tertiary", on_click=open_document, args=(s,))
 
 
 def ask(engine: Engine, question: str, k: int, mode: str) -> None:

@@ -50,6 +50,7 @@ class Turn:
     snippets: tuple[Snippet, ...]
     mode: str
     timings_ms: dict
+    more: tuple[Snippet, ...] = ()  # other retrieved passages, one click away (answered turns)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def _page(doc, offset: int) -> int | None:
     return page_at(offset) if callable(page_at) else None
 
 
-def make_turn(reply: Reply, index: Index, closest: int = 3) -> Turn:
+def make_turn(reply: Reply, index: Index, closest: int = 3, more: int = 3) -> Turn:
     """The Turn for the kept reading of a reply, with passages, titles and dates taken from
     the index it came from."""
     ans = reply.answer
@@ -90,10 +91,19 @@ def make_turn(reply: Reply, index: Index, closest: int = 3) -> Turn:
             if doc is not None:
                 snippets.append(Snippet(0, doc.id, doc.title, doc.source, h.passage.text, 0, 0,
                                         h.passage.start, h.passage.end, doc.date, _page(doc, h.passage.start)))
+    others = []  # the answer is short: the other passages found stay one click away
+    if not ans.abstained:
+        cited = {c.passage_id for c in ans.citations}
+        for h in ans.hits:
+            doc = index.documents.get(h.passage.doc_id)
+            if doc is not None and h.passage.id not in cited and len(others) < more:
+                others.append(Snippet(0, doc.id, doc.title, doc.source, h.passage.text, 0, 0,
+                                      h.passage.start, h.passage.end, doc.date, _page(doc, h.passage.start)))
     lang = detect_lang(reply.question)
     message = NO_ANSWER.get(lang, NO_ANSWER.get(ans.lang, NO_ANSWER["en"]))
     return Turn(reply.question, reply.query, reply.reading, reply.previous, reply.context(), ans.abstained, message,
-                tuple((c.n, c.text) for c in ans.citations), tuple(snippets), ans.mode, dict(ans.timings_ms))
+                tuple((c.n, c.text) for c in ans.citations), tuple(snippets), ans.mode, dict(ans.timings_ms),
+                tuple(others))
 
 
 def make_exchange(reply: Reply, index: Index) -> Exchange:
