@@ -97,6 +97,8 @@ class TerminalProgress:
 
         if stage != self.stage:
             self.close()
+            if done == 0 and total == 0:  # a stage passed with nothing to do: no empty bar
+                return
             self.stage = stage
             self.bar = tqdm(total=total or None, desc=STAGES.get(stage, stage), file=self.file or sys.stderr,
                             unit="chunk" if stage == "model" else "it", leave=True)

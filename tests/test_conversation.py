@@ -201,3 +201,4 @@ def test_retrieval_leans_on_or_keeps_to_the_preferred_documents(tiny_engine):
     # nothing of the preferred documents retrieved: the ranking is kept as it is
     assert [h.passage.id for h in retrieve_for_answer(idx, q, q_vec, s, prefer={"absent"}, only_preferred=True)] == \
         [h.passage.id for h in plain]
+
