@@ -10,6 +10,8 @@ import bisect
 import hashlib
 import importlib
 import json
+import os
+import pickle
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -266,19 +268,68 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
     return docs, skipped
 
 
+READ_CACHE_VERSION = 1
+
+
+class ReadCache:
+    """What each corpus file held when it was last read, by its size and modification time,
+    so that an update of a large corpus reads only the files that changed. A pickle beside
+    the index (it is rebuilt from the files whenever it is missing, damaged or stale)."""
+
+    def __init__(self, path: Path | None):
+        self.path = Path(path) if path else None
+        self.entries: dict[str, tuple] = {}
+        self.used: dict[str, tuple] = {}
+        if self.path is not None and self.path.is_file():
+            try:
+                with open(self.path, "rb") as f:
+                    data = pickle.load(f)
+                if data.get("version") == READ_CACHE_VERSION:
+                    self.entries = data["entries"]
+            except Exception:  # noqa: BLE001 — a damaged cache is only a slower read
+                self.entries = {}
+
+    def get(self, source: str, key: tuple) -> tuple[list, list] | None:
+        hit = self.entries.get(source)
+        if hit is not None and hit[0] == key:
+            self.used[source] = hit
+            return list(hit[1]), list(hit[2])
+        return None
+
+    def put(self, source: str, key: tuple, docs: list, skipped: list) -> None:
+        self.used[source] = (key, tuple(docs), tuple(skipped))
+
+    def save(self) -> None:
+        """Keep the files seen this time (gone files are forgotten); written atomically."""
+        if self.path is None or self.used == self.entries:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                pickle.dump({"version": READ_CACHE_VERSION, "entries": self.used}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a read-only index folder: the next read is a full one
+
+
 def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: int = MAX_FILE_BYTES,
-                on_progress: OnProgress | None = None, boilerplate: bool = True) -> CorpusLoad:
+                on_progress: OnProgress | None = None, boilerplate: bool = True,
+                cache: Path | None = None) -> CorpusLoad:
     """Every supported file under corpus_dir (recursively, sorted), de-duplicated by id,
     without the lines repeated across many documents (`rag.boilerplate`; `boilerplate=False`
     keeps them).
 
-    `on_progress("reading", done, total)` reports the files read so far."""
+    `on_progress("reading", done, total)` reports the files read so far. `cache`: a file
+    where what each file held is remembered by its size and modification time (ReadCache),
+    so that only new or changed files are read again."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {corpus_dir}")
     root = Path(project_root or corpus_dir.parent).resolve()
     found_all: list[Document] = []
     skipped: list[Skipped] = []
+    memo = ReadCache(cache)
     paths = [p for p in sorted(corpus_dir.rglob("*"))
              if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)]
     for n, path in enumerate(paths, start=1):
@@ -292,7 +343,14 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
             skipped.append(Skipped(source, f"unsupported file type (use {' '.join(SUFFIXES)})"))
             continue
         try:
-            found, bad = read_file(path, source, max_bytes)
+            st = path.stat()
+            key = (st.st_size, st.st_mtime_ns, max_bytes)
+            remembered = memo.get(source, key)
+            if remembered is not None:
+                found, bad = remembered
+            else:
+                found, bad = read_file(path, source, max_bytes)
+                memo.put(source, key, found, bad)
         except (OSError, UnreadableFile, UnicodeDecodeError) as e:
             skipped.append(Skipped(source, str(e) or type(e).__name__))
             continue
@@ -300,6 +358,7 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
         found_all.extend(found)
     if on_progress is not None:
         on_progress("reading", len(paths), len(paths))
+    memo.save()
     notes = [f"{d.source}: no article found by trafilatura; indexed the page's visible text (menus and all)"
              for d in found_all if d.extractor == "html visible text"]
     if boilerplate:
@@ -316,6 +375,11 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
     return CorpusLoad(list(docs.values()), skipped, notes)
 
 
+READ_CACHE = ".corpus-read-cache.pkl"  # in the index folder
+
+
 def load_project_corpus(settings, on_progress: OnProgress | None = None) -> CorpusLoad:
-    """The documents of settings.corpus_dir, with the configured per-file size limit."""
-    return load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_bytes, on_progress)
+    """The documents of settings.corpus_dir, with the configured per-file size limit; files
+    unchanged since the last read come from the read cache in the index folder."""
+    return load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_bytes, on_progress,
+                       cache=Path(settings.index_dir) / READ_CACHE)

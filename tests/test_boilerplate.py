@@ -65,3 +65,17 @@ def test_a_document_of_nothing_but_furniture_is_kept_whole():
     docs = [Document(doc_id(t), f"{i}.txt", "t", t, "fa") for i, t in enumerate(["نظر شما\nارسال نظر"] * 2 + ["نظر شما\nارسال نظر\nمتن"])]
     out, _ = remove_boilerplate(docs)
     assert out[0].text == "نظر شما\nارسال نظر" and out[2].text == "متن"
+
+
+def test_lines_longer_than_raw_chars_as_written_are_never_counted():
+    from rag.boilerplate import RAW_CHARS, remove_boilerplate
+    from rag.corpus import make_document
+
+    # tatweel is dropped by normalisation: both lines normalise to the short "نظر شما", but
+    # only the one short as written is furniture (long lines are not normalised to be counted)
+    stretched = "نظـ" + "ـ" * RAW_CHARS + "ر شما"
+    docs = [make_document(f"نظر شما\n{stretched}\nخبر شماره {i} درباره موضوعی دیگر است.", f"corpus/{i}.txt")
+            for i in range(5)]
+    out, report = remove_boilerplate(docs)
+    assert list(report.lines) == ["نظر شما"]
+    assert all(stretched in d.text and not d.text.startswith("نظر شما") for d in out)

@@ -94,3 +94,47 @@ def test_jsonl_documents_and_broken_lines(tmp_path):
 def test_decode_and_clean_units():
     assert decode("سلام".encode("utf-16-be")) == "سلام"
     assert clean("a\r\nb\rc\x07") == "a\nb\nc"
+
+
+def test_read_cache_reads_only_new_or_changed_files(tmp_path, monkeypatch):
+    import os
+
+    import rag.corpus as corpus_mod
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"a{i}.txt").write_text(f"Article {i} about the port of Aden and its cranes.", "utf-8")
+    cache = tmp_path / "index" / corpus_mod.READ_CACHE
+    first = corpus_mod.load_corpus(folder, tmp_path, cache=cache)
+    assert cache.is_file() and len(first.documents) == 3
+
+    calls = []
+    real = corpus_mod.read_file
+    monkeypatch.setattr(corpus_mod, "read_file", lambda p, *a, **k: calls.append(p.name) or real(p, *a, **k))
+    again = corpus_mod.load_corpus(folder, tmp_path, cache=cache)
+    assert calls == [] and again.documents == first.documents  # nothing read again
+
+    changed = folder / "a1.txt"
+    changed.write_text("Article 1, rewritten: the cranes of Aden were sold.", "utf-8")
+    st = changed.stat()
+    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    (folder / "a2.txt").unlink()
+    (folder / "a3.txt").write_text("A new article about Geneva.", "utf-8")
+    third = corpus_mod.load_corpus(folder, tmp_path, cache=cache)
+    assert sorted(calls) == ["a1.txt", "a3.txt"]
+    assert sorted(d.source for d in third.documents) == ["corpus/a0.txt", "corpus/a1.txt", "corpus/a3.txt"]
+    assert any("rewritten" in d.text for d in third.documents)
+
+
+def test_a_damaged_read_cache_is_only_a_slower_read(tmp_path):
+    import rag.corpus as corpus_mod
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("An article about the harbour.", "utf-8")
+    cache = tmp_path / corpus_mod.READ_CACHE
+    cache.write_bytes(b"not a pickle")
+    load = corpus_mod.load_corpus(folder, tmp_path, cache=cache)
+    assert [d.source for d in load.documents] == ["corpus/a.txt"]
+    assert corpus_mod.ReadCache(cache).entries  # rewritten, usable next time
