@@ -1,4 +1,4 @@
-"""Grounded answers: the best 1–3 source sentences, verbatim, each with a citation — or abstain.
+"""Grounded answers: the best source sentence (and at most one more, by default), verbatim, each with a citation — or abstain.
 
 Sentence vectors are computed at indexing time, so answering costs one query
 embedding plus a few dot products.
