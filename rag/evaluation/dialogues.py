@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.conversation import Reply, reply
-from rag.evaluation.gold import LANGS, GoldError, GoldItem, _gold_item
+from rag.evaluation.gold import LANGS, GoldError, GoldItem, _gold_item, jsonl_records, unique_ids
 from rag.metrics import citation_precision, containment, mean
 
 TYPES = ("first", "follow-up", "switch", "off-topic")
@@ -58,29 +58,9 @@ class Dialogue:
 def load_dialogues(path: Path | str, project_root: Path | str) -> list[Dialogue]:
     """Dialogues of a JSONL file; every problem raises GoldError naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dialogue file not found: {path}")
-    try:
-        text = path.read_text("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise GoldError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from e
     root = Path(project_root).resolve()
     resolved: dict[str, tuple[str, ...]] = {}
-    out: list[Dialogue] = []
-    seen: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name} line {n}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GoldError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        d = _dialogue(rec, where, root, resolved)
-        if d.id in seen:
-            raise GoldError(f"{where}: duplicate id {d.id!r} (first on line {seen[d.id]})")
-        seen[d.id] = n
-        out.append(d)
+    out = unique_ids([(where, _dialogue(rec, where, root, resolved)) for where, rec in jsonl_records(path, "dialogue")])
     if not out:
         raise GoldError(f"{path}: no dialogues")
     return out
@@ -229,10 +209,8 @@ def run_dialogues(engine, dialogues: list[Dialogue], progress: bool = True, mode
     return records
 
 
-def _cell(v, pct: bool = False) -> str:
-    if v is None:
-        return "—"
-    return f"{v:.3f}"
+def _cell(v, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
 
 
 COLUMNS = (("turns", "turns"), ("containment", "answer"), ("first_containment", "first"),
@@ -244,8 +222,7 @@ def format_table(records: list[TurnRecord]) -> str:
     lines = ["| turns | " + " | ".join(h for _, h in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, recs in groups(records).items():
         m = summarize_turns(recs)
-        cells = [str(m.turns)] + [_cell(getattr(m, f)) if f != "answer_chars" else
-                                  ("—" if m.answer_chars is None else f"{m.answer_chars:.0f}") for f, _ in COLUMNS[1:]]
+        cells = [str(m.turns)] + [_cell(getattr(m, f), 0 if f == "answer_chars" else 3) for f, _ in COLUMNS[1:]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

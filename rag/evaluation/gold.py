@@ -58,6 +58,37 @@ def resolve_source(source: str, project_root: Path) -> list[Document]:
     return docs
 
 
+def jsonl_records(path: Path, what: str) -> list[tuple[str, object]]:
+    """(where, record) for each non-empty line of a JSONL file ("file line n"); GoldError
+    for a file that is not UTF-8 or a line that is not JSON."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    try:
+        text = path.read_text("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise GoldError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from e
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {n}"
+        try:
+            out.append((where, json.loads(line)))
+        except json.JSONDecodeError as e:
+            raise GoldError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    return out
+
+
+def unique_ids(entries: list[tuple[str, object]]) -> list:
+    """The objects (each with an `id`) in order; GoldError at the second of two with one id."""
+    first: dict[str, str] = {}
+    for where, obj in entries:
+        if obj.id in first:
+            raise GoldError(f"{where}: duplicate id {obj.id!r} (also on line {first[obj.id]})")
+        first[obj.id] = where.rpartition(" line ")[2]
+    return [obj for _, obj in entries]
+
+
 def load_gold(path: Path | str, project_root: Path | str) -> list[GoldItem]:
     """Questions of a gold JSONL file; sources are resolved to document ids under project_root.
 
@@ -65,29 +96,9 @@ def load_gold(path: Path | str, project_root: Path | str) -> list[GoldItem]:
     a source that does not exist) raises GoldError naming the file and the line.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"gold file not found: {path}")
-    try:
-        text = path.read_text("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise GoldError(f"{path}: not UTF-8 text (bad byte at offset {e.start})") from e
     root = Path(project_root).resolve()
     resolved: dict[str, tuple[str, ...]] = {}
-    items: list[GoldItem] = []
-    first_line: dict[str, int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path} line {n}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GoldError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        item = _gold_item(rec, where, root, resolved)
-        if item.id in first_line:
-            raise GoldError(f"{where}: duplicate id {item.id!r} (also on line {first_line[item.id]})")
-        first_line[item.id] = n
-        items.append(item)
+    items = unique_ids([(where, _gold_item(rec, where, root, resolved)) for where, rec in jsonl_records(path, "gold")])
     if not items:
         raise GoldError(f"{path}: no questions (expected one JSON object per line)")
     return items
