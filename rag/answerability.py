@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.fitting import logistic_regression
+from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
 from rag.retrieval import lexical_ceiling
 from rag.text import normalize, tokens
 
@@ -140,24 +140,17 @@ class Model:
         return Decision(float(self.score(x)[0]), float(threshold), pair if pair in self.thresholds else "*")
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
-                "coef": self.coef.round(6).tolist(), "bias": round(self.bias, 6),
-                "thresholds": {k: round(v, 4) for k, v in self.thresholds.items()}}
+        return standardised_to_dict(FEATURES, self.mean, self.scale, self.coef, self.bias) | {
+            "thresholds": {k: round(v, 4) for k, v in self.thresholds.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> Model:
-        if list(d.get("features", [])) != list(FEATURES):
-            raise ValueError("the answerability model was fitted on other features: refit it "
-                             "(python eval/bench_answerability.py --write-calibration)")
-        return cls(np.array(d["mean"], np.float32), np.array(d["scale"], np.float32),
-                   np.array(d["coef"], np.float32), float(d["bias"]), dict(d["thresholds"]))
+        return cls(*standardised_from_dict(d, FEATURES, "refit the answerability model "
+                                           "(python eval/bench_answerability.py --write-calibration)"),
+                   dict(d["thresholds"]))
 
 
 def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> Model:
     """The logistic model on standardised features (rag.fitting); thresholds are left to the
     caller (all "*": 0, i.e. even odds)."""
-    mean = X.mean(0)
-    scale = X.std(0)
-    scale[scale < 1e-6] = 1.0
-    coef, bias = logistic_regression((X - mean) / scale, y, C=C, intercept=True)
-    return Model(mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), bias, {"*": 0.0})
+    return Model(*fit_standardised(X, y, C), {"*": 0.0})

@@ -27,6 +27,7 @@ the embedding model, in any language. Without the model a simpler rule decides.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,6 +35,7 @@ import numpy as np
 from rag.answer import Answer, answer, check_question, embed_questions
 from rag.config import Settings
 from rag.embedding import Embedder
+from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
 from rag.index import Index
 
 READINGS = ("alone", "in-context")
@@ -127,16 +129,11 @@ FEATURES = (
     "own_fit_gap",   # cosine of the question alone with the in-context answer − with its own best sentence
     "content_free",  # cosine of the question with the mean of CONTENT_FREE
 )
-_CONTENT_FREE: dict[int, np.ndarray] = {}
-
-
+@functools.lru_cache(maxsize=4)
 def content_free_vector(embedder: Embedder) -> np.ndarray:
     """The normalised mean query vector of CONTENT_FREE (computed once per embedder)."""
-    key = id(embedder)
-    if key not in _CONTENT_FREE:
-        v = np.asarray(embedder.embed_queries(list(CONTENT_FREE)), np.float32).mean(0)
-        _CONTENT_FREE[key] = v / (np.linalg.norm(v) or 1.0)
-    return _CONTENT_FREE[key]
+    v = np.asarray(embedder.embed_queries(list(CONTENT_FREE)), np.float32).mean(0)
+    return v / (np.linalg.norm(v) or 1.0)
 
 
 @dataclass(frozen=True)
@@ -153,25 +150,16 @@ class FollowUpModel:
         return float(((np.asarray(x, np.float32) - self.mean) / self.scale) @ self.coef + self.bias)
 
     def to_dict(self) -> dict:
-        return {"features": list(FEATURES), "mean": self.mean.round(6).tolist(), "scale": self.scale.round(6).tolist(),
-                "coef": self.coef.round(6).tolist(), "bias": round(self.bias, 6)}
+        return standardised_to_dict(FEATURES, self.mean, self.scale, self.coef, self.bias)
 
     @classmethod
     def from_dict(cls, d: dict) -> FollowUpModel:
-        if list(d.get("features", [])) != list(FEATURES):
-            raise ValueError("the follow-up model was fitted on other features: refit it "
-                             "(python eval/bench_followups.py --write-calibration)")
-        return cls(np.array(d["mean"], np.float32), np.array(d["scale"], np.float32),
-                   np.array(d["coef"], np.float32), float(d["bias"]))
+        return cls(*standardised_from_dict(d, FEATURES, "refit the follow-up model "
+                                           "(python eval/bench_followups.py --write-calibration)"))
 
 
 def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:
-    from rag.fitting import logistic_regression
-
-    mean, scale = X.mean(0), X.std(0)
-    scale[scale < 1e-6] = 1.0
-    coef, bias = logistic_regression((X - mean) / scale, y, C=C, intercept=True)
-    return FollowUpModel(mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), float(bias))
+    return FollowUpModel(*fit_standardised(X, y, C))
 
 
 def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer,

@@ -1,7 +1,8 @@
 """The one model fitter the project uses: L2-regularised logistic regression by Newton's method.
 
-Used by the benchmark scripts (the sentence scorer's pairwise weights) and by
-rag.answerability (the answerability model); numpy only.
+Used by the benchmark scripts (the sentence scorer's pairwise weights), rag.answerability
+(the answerability model) and rag.conversation (the follow-up model), the last two as
+standardised models (fit_standardised and its storage); numpy only.
 """
 
 from __future__ import annotations
@@ -50,3 +51,27 @@ def pairwise_weights(features: list[np.ndarray], labels: list[np.ndarray], negat
     X = np.concatenate([X, -X])
     w, _ = logistic_regression(X, np.concatenate([np.ones(len(X) // 2), np.zeros(len(X) // 2)]), C=1.0)
     return w
+
+
+def fit_standardised(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(mean, scale, coef, bias) of a logistic regression on standardised features: the
+    log-odds of a row x are ((x − mean) / scale) · coef + bias (float32 arrays)."""
+    mean, scale = X.mean(0), X.std(0)
+    scale[scale < 1e-6] = 1.0
+    coef, bias = logistic_regression((X - mean) / scale, y, C=C, intercept=True)
+    return mean.astype(np.float32), scale.astype(np.float32), coef.astype(np.float32), float(bias)
+
+
+def standardised_to_dict(features, mean, scale, coef, bias: float) -> dict:
+    """A standardised logistic model as stored in rag/calibration.json."""
+    return {"features": list(features), "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),
+            "coef": coef.round(6).tolist(), "bias": round(bias, 6)}
+
+
+def standardised_from_dict(d: dict, features, refit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(mean, scale, coef, bias) stored by standardised_to_dict; ValueError saying `refit`
+    when it was fitted on other features."""
+    if list(d.get("features", [])) != list(features):
+        raise ValueError(f"the stored model was fitted on other features: {refit}")
+    return (np.array(d["mean"], np.float32), np.array(d["scale"], np.float32),
+            np.array(d["coef"], np.float32), float(d["bias"]))
