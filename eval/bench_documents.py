@@ -18,36 +18,20 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
 DATA = ROOT / "tests" / "data"
+
+from bench_retrieval import table  # noqa: E402
 
 from rag.corpus import read_file  # noqa: E402
 from rag.formats.html import visible_text  # noqa: E402
-
-
-def cpu_flags_line() -> str:
-    try:
-        from rag.runtime import cpu_flags_line as line  # the shared one, where present
-        return line()
-    except ImportError:
-        pass
-    name, flags = "?", set()
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name") and name == "?":
-                name = row.partition(":")[2].strip()
-            elif row.startswith("flags"):
-                flags.update(row.partition(":")[2].split())
-    except OSError:
-        return "CPU: unknown (no /proc/cpuinfo)"
-    have = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"CPU: {name} ({os.cpu_count()} cores) — {' '.join(have)}"
+from rag.runtime import cpu_flags_line  # noqa: E402
 
 
 def squash(text: str) -> str:
@@ -75,14 +59,6 @@ def dropped_share(noise: list[str], article: list[str], title: str, text: str) -
         rest = rest.replace(squash(p), " ")
     total = sum(len(n) for n in noise)
     return sum(len(n) for n in noise if squash(n) not in rest) / total if total else 1.0
-
-
-def table(title: str, header: list[str], rows: list[list]) -> str:
-    cells = [header] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
-    out = [f"\n{title}", line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    return "\n".join(out + [line(r) for r in cells[1:]])
 
 
 def bench_pages(labels: list[dict]) -> None:
