@@ -183,11 +183,7 @@ def native_bf16(cpuinfo: str | None = None) -> bool:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
             return False
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool(runtime.cpu_flags(cpuinfo) & runtime.BF16_FLAGS)
 
 
 def resolve_dtype(dtype: str) -> str:

@@ -49,23 +49,26 @@ def configure() -> None:
 RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "fma")
 
 
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # bfloat16 computed natively
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The flags of a /proc/cpuinfo text."""
+    return {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
+
+
 def cpu_flags_line() -> str:
     """The CPU's flags that decide embedding speed, for benchmark tables: e.g.
     'CPU: Intel Xeon … (2 cores) — avx2 avx512f avx512_bf16 amx_bf16 (bfloat16 native)'."""
-    import os
     from pathlib import Path
 
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "CPU: unknown (no /proc/cpuinfo)"
-    name, flags = "?", set()
-    for line in info.splitlines():
-        if line.startswith("model name") and name == "?":
-            name = line.partition(":")[2].strip()
-        elif line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
+    name = next((line.partition(":")[2].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = cpu_flags(info)
     have = [f for f in RELEVANT_FLAGS if f in flags]
-    native = bool(flags & {"avx512_bf16", "amx_bf16"})
+    native = bool(flags & BF16_FLAGS)
     return (f"CPU: {name} ({os.cpu_count()} cores) — {' '.join(have) or 'none of ' + ' '.join(RELEVANT_FLAGS)} "
             f"({'bfloat16 native' if native else 'no native bfloat16'})")
