@@ -84,7 +84,7 @@ def make_turn(reply: Reply, index: Index, closest: int = 3, more: int = 3) -> Tu
             passage = doc.text[c.passage_start:c.passage_end]
             snippets.append(Snippet(c.n, c.doc_id, doc.title, doc.source, passage,
                                     c.start - c.passage_start, c.end - c.passage_start, c.start, c.end,
-                                    c.date, c.page))
+                                    doc.date, _page(doc, c.start)))
     else:
         for h in ans.hits[:closest]:
             doc = index.documents.get(h.passage.doc_id)
