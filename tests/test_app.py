@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ from streamlit.testing.v1 import AppTest
 from rag.answer import Answer
 from rag.conversation import Context, Reply, reply
 from rag.embedding import HashEmbedder
+from rag.engine import Engine
 from ui import render
+from ui.builds import Builds, Changes, changes
 from ui.chat import Snippet, Turn, context_of, make_exchange, make_turn
 from ui.uploads import MAX_UPLOAD_BYTES, UploadError, add_upload, safe_name
 
@@ -252,6 +256,18 @@ def start() -> AppTest:
     return at
 
 
+def settle(at: AppTest, timeout: float = 60) -> AppTest:
+    """Reruns the app until no index update is running in the background (the sidebar's
+    build status is no longer "running"): the page has then taken the new index in."""
+    deadline = time.monotonic() + timeout
+    while any(st.state == "running" for st in at.sidebar.status):
+        assert time.monotonic() < deadline, "the index update did not finish"
+        time.sleep(0.05)
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
 def ask(at: AppTest, question: str) -> list[str]:
     """Asks a question; returns the HTML bodies of the newest assistant message."""
     at.chat_input[0].set_value(question).run()
@@ -360,10 +376,135 @@ def test_upload_is_indexed_and_cited_by_the_next_question(tiny_app):
     at.sidebar.file_uploader[0].set_value(("../../mars.txt", text.encode(), "text/plain")).run()
     assert not at.exception, at.exception
     assert (root / "corpus" / "mars.txt").read_text() == text and not (root.parent / "mars.txt").exists()
+    settle(at)  # indexed in the background
     assert any("Added corpus/mars.txt" in s.value for s in at.sidebar.success)
+    status = [(s.state, s.label) for s in at.sidebar.status]
+    assert len(status) == 1 and status[0][0] == "complete", status
+    assert status[0][1].startswith("Index updated: 1 added, 0 updated, 0 removed ("), status
     assert "<bdi dir=\"ltr\">4</bdi>" in at.sidebar.html[0].value
     html = ask(at, "When did the Curiosity rover land on Mars?")
     assert "August 2012" in html[0] and "corpus/mars.txt" in html[1]
+
+
+# ---------------------------------------------------------------- index updates in the background
+SOLAR = "Isfahan solar plant\nA solar power plant opened in Isfahan on Monday, with ten thousand panels."
+
+
+class GatedEmbedder(HashEmbedder):
+    """The hash embedder whose document embedding (a build's, never a question's) waits for
+    the test to open `gate`, and then raises `fail` when one is set."""
+
+    def __init__(self, dim: int = 256):
+        super().__init__(dim)
+        self.entered, self.gate = threading.Event(), threading.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+        self.builds = 0  # document embedding calls
+
+    def embed_documents(self, texts):
+        self.builds += 1
+        self.entered.set()
+        assert self.gate.wait(60), "the test never opened the gate"
+        if self.fail is not None:
+            raise self.fail
+        return super().embed_documents(texts)
+
+
+@pytest.fixture
+def gated_app(app_env, tiny_engine, monkeypatch) -> tuple[AppTest, Path, GatedEmbedder]:
+    """The app over the tiny index, its engine embedding with a GatedEmbedder."""
+    embedder = GatedEmbedder(256)
+    monkeypatch.setattr("rag.embedding.load_embedder", lambda settings, on_progress=None: embedder)
+    root = tiny_engine.settings.project_root
+    app_env(root, model="hash-256", abstain_threshold="0.05")
+    return start(), root, embedder
+
+
+def cited(html: list[str]) -> str:
+    return " ".join(html[1:])
+
+
+def test_a_reindex_builds_in_the_background_while_the_current_index_answers(gated_app):
+    at, root, embedder = gated_app
+    (root / "corpus" / "solar.txt").write_text(SOLAR, encoding="utf-8")
+    embedder.gate.clear()
+    at.sidebar.button(key="reindex").click().run()
+    assert embedder.entered.wait(30)
+    at.run()
+    [running] = at.sidebar.status
+    assert (running.state, running.label) == ("running", "Re-indexing the corpus…")
+    assert at.sidebar.button(key="reindex").disabled  # one update at a time
+    assert at.sidebar.button(key="reindex").help == "An index update is running; wait for it to finish"
+    assert "Questions are answered from the current index" in " ".join(c.value for c in at.sidebar.caption)
+    assert "embedding new sentences" in " ".join(p.proto.text for p in at.sidebar.get("progress"))
+
+    assert "corpus/en_weather.md" in cited(ask(at, "Geneva snow airport closed"))  # answered meanwhile
+    assert "corpus/solar.txt" not in cited(ask(at, "Isfahan solar power plant panels"))  # not in the index yet
+    other = AppTest.from_file(APP, default_timeout=60).run()  # a second session sees the same update
+    assert other.sidebar.status[0].state == "running" and other.sidebar.button(key="reindex").disabled
+    assert "<bdi dir=\"ltr\">3</bdi>" in at.sidebar.html[0].value
+
+    embedder.gate.set()
+    for session in (at, other):
+        settle(session)
+        [done] = session.sidebar.status
+        assert done.state == "complete" and done.label.startswith("Index updated: 1 added, 0 updated, 0 removed ("), \
+            done.label
+        assert "<bdi dir=\"ltr\">4</bdi>" in session.sidebar.html[0].value  # the page was rerun
+        assert not session.sidebar.button(key="reindex").disabled
+    assert embedder.builds == 1 and at.session_state.build_followed == other.session_state.build_followed == 1
+    assert "corpus/solar.txt" in cited(ask(at, "Isfahan solar power plant panels"))
+    assert len([m for m in at.chat_message if m.name == "assistant"]) == 3  # the chat survived the swap
+
+
+def test_a_failed_update_is_shown_and_the_old_index_goes_on_answering(gated_app):
+    at, root, embedder = gated_app
+    embedder.fail = RuntimeError("the embedder broke")
+    at.sidebar.file_uploader[0].set_value(("solar.txt", SOLAR.encode(), "text/plain")).run()
+    settle(at)
+    assert [e.value for e in at.sidebar.error] == ["Indexing failed: the embedder broke"]
+    assert any("the files are in the corpus" in w.value for w in at.sidebar.warning)
+    assert "The previous index goes on answering questions." in [c.value for c in at.sidebar.caption]
+    assert (root / "corpus" / "solar.txt").read_text(encoding="utf-8") == SOLAR  # the upload is kept
+    assert "<bdi dir=\"ltr\">3</bdi>" in at.sidebar.html[0].value
+    assert "corpus/en_weather.md" in cited(ask(at, "Geneva snow airport closed"))
+
+    embedder.fail = None  # Re-index picks the saved file up
+    settle(at.sidebar.button(key="reindex").click().run())
+    assert not at.sidebar.error and at.sidebar.status[0].label.startswith("Index updated: 1 added, 0 updated, 0 removed")
+    assert "corpus/solar.txt" in cited(ask(at, "Isfahan solar power plant panels"))
+
+
+def test_one_update_at_a_time_and_files_saved_meanwhile_get_the_next(tiny_engine):
+    s = tiny_engine.settings
+    embedder = GatedEmbedder(256)
+    builds = Builds(Engine(s, embedder))
+    assert builds.poll() is None and builds.running() is None
+    (s.corpus_dir / "solar.txt").write_text(SOLAR, encoding="utf-8")
+    embedder.gate.clear()
+    first = builds.start()
+    assert embedder.entered.wait(30) and builds.running() is first
+    assert builds.start(files=1) is first and builds.poll() is first  # nothing new started
+    assert first.progress[0] == "embedding" and first.progress[2] > 0
+    (s.corpus_dir / "mars.txt").write_text("Mars landing\nThe Curiosity rover landed on Mars.", encoding="utf-8")
+    embedder.gate.set()
+    first.build.wait(30)
+    second = builds.poll()  # the first ended: the file saved meanwhile gets its own build
+    assert second.number == 2 and second.files == 1 and first.changes == Changes(1, 0, 0)
+    second.build.wait(30)
+    assert builds.poll() is second and second.changes == Changes(1, 0, 0) and builds.waiting == 0
+    sources = {d.source for d in builds.engine.index.documents.values()}
+    assert {"corpus/solar.txt", "corpus/mars.txt"} <= sources
+
+
+def test_changes_counts_documents_by_source(tiny_engine):
+    before = tiny_engine.index.documents
+    docs = {d.source: d for d in before.values()}
+    moved = dataclasses.replace(docs["corpus/fa_call.txt"], title="another title")
+    new = dataclasses.replace(docs["corpus/en_weather.md"], source="corpus/new.md", id="x")
+    after = {d.id: d for d in (docs["corpus/ar_meeting.txt"], moved, new)}
+    assert changes(before, after) == Changes(added=1, updated=1, removed=1)
+    assert changes(before, before) == Changes(0, 0, 0)
 
 
 def test_bad_upload_is_refused_with_a_message(tiny_app):
@@ -516,7 +657,7 @@ def test_the_date_filter_is_in_the_interface_language_and_leaves_out_undated_doc
     at = AppTest.from_file(APP, default_timeout=120)
     at.context = {"locale": "ar"}
     at.run()  # the new file is not indexed yet: re-index
-    at.sidebar.button(key="reindex").click().run()
+    settle(at.sidebar.button(key="reindex").click().run())
     toggle = at.sidebar.toggle(key="date_on")
     assert toggle.label == i18n.AR["date_toggle"] and toggle.help == i18n.t("ar", "date_help", dated=1, total=4)
     toggle.set_value(True).run()

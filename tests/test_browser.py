@@ -180,6 +180,30 @@ def test_script_in_a_document_stays_text_in_the_browser(browser, tiny_project, t
         browser.save_screenshot(str(tmp_path / "script-document.png"))
 
 
+def test_an_upload_is_indexed_in_the_background_and_the_page_follows(browser, tiny_project, tmp_path):
+    """After an upload nobody touches the page: the build status refreshes itself, says what
+    changed when the update is in, and the page reruns with the new document count."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    mars = tmp_path / "mars.txt"
+    mars.write_text("Mars landing\nThe Curiosity rover landed on Mars in August 2012 near Gale crater.", "utf-8")
+    with streamlit_app(tiny_project.project_root, tmp_path / "streamlit.log", model="hash-256",
+                       abstain_threshold="0.05") as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 60)
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, '[data-testid="stChatInputTextArea"]')))
+        sidebar = browser.find_element(By.CSS_SELECTOR, '[data-testid="stSidebar"]')
+        assert browser.find_element(By.CSS_SELECTOR, ".rag-facts td:nth-child(2)").text == "3"
+        sidebar.find_element(By.CSS_SELECTOR, 'input[type="file"]').send_keys(str(mars))
+        wait.until(lambda d: "Index updated: 1 added, 0 updated, 0 removed" in sidebar.text)
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".rag-facts td:nth-child(2)").text == "4")
+        answer = ask(browser, url, "When did the Curiosity rover land on Mars?")
+        assert "August 2012" in answer.text
+        assert "corpus/mars.txt" in browser.find_elements(By.CSS_SELECTOR, ".rag-snippet")[0].text
+
+
 CONVERSATION_DOC = "corpus/002_27d2148a64835134.txt"  # Kerry–Zarif meeting, Kerry–Lavrov call (Arabic)
 
 

@@ -4,8 +4,9 @@ Only Streamlit glue lives here. What a turn holds is in ui/chat.py (whether a qu
 follows up on the previous one is decided by `rag.conversation.reply`), the (escaped,
 direction-aware) HTML in ui/render.py, the interface strings in English, Persian and
 Arabic in ui/i18n.py (no interface text is written here), adding uploads to the corpus
-in ui/uploads.py. The model and the index are loaded once per process and shared by
-every browser session; each session keeps its own chat, language and retrieval settings.
+in ui/uploads.py, index updates running in the background in ui/builds.py. The model, the
+index and its running update are loaded once per process and shared by every browser
+session; each session keeps its own chat, language and retrieval settings.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rag.index import BuildReport, Index, IndexProblem
 from rag.models import ModelError, ensure_model, model_on_disk
 from rag.progress import OnProgress
 from ui import i18n, render
+from ui.builds import Builds, Job
 from ui.chat import READ_IN_CONTEXT, Exchange, Snippet, context_of, make_exchange
 from ui.uploads import UploadError, add_upload
 
@@ -51,6 +53,16 @@ def shared_engine(key: str, _settings: Settings) -> Engine:
     engine = Engine(_settings, load_embedder(_settings))
     engine.embedder.embed_queries(["warm up"])  # the first question is then as fast as the rest
     return engine
+
+
+@st.cache_resource(show_spinner=False)
+def shared_builds(key: str, _engine: Engine) -> Builds:
+    """The engine's background index updates, shared by all sessions like the engine (same key)."""
+    return Builds(_engine)
+
+
+BUILD_TICK_S = 1.0  # how often the build status refreshes while an update runs
+IDLE_TICK_S = 10.0  # and while none runs, to notice one started in another session
 
 
 def describe(stage: str, done: int, total: int, eta_s: float | None = None) -> str:
@@ -86,7 +98,8 @@ def fetch_model(settings: Settings) -> None:
 
 
 def run_build(engine: Engine, label: str) -> BuildReport | None:
-    """Re-index the corpus (only new or changed text is embedded) with a progress bar for every stage."""
+    """Build the index in the page run, with a progress bar for every stage (the first start:
+    there is no index to answer from meanwhile; later updates run in the background)."""
     with st.status(label, expanded=True) as status:
         step = progress_bar(T("reading_corpus"))
         try:
@@ -122,7 +135,7 @@ def language_selector() -> None:
         st.selectbox(T("language"), list(i18n.LANGS), format_func=i18n.LANGS.get, key="lang")
 
 
-def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
+def sidebar(engine: Engine, index: Index, builds: Builds) -> tuple[int, str]:
     """Facts, retrieval settings, uploads, re-index and clear; returns (k, mode)."""
     s = engine.settings
     m = index.manifest
@@ -144,7 +157,7 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
         date_filter(index)
 
         st.header(T("sidebar_add"))
-        for kind, key, fields in st.session_state.pop("notices", []):
+        for kind, key, fields in st.session_state.get("notices", []):  # the last upload's, until the next
             getattr(st, kind)(T(key, **fields))
         files = st.file_uploader(
             T("uploader"), type=[x.lstrip(".") for x in SUFFIXES],
@@ -152,10 +165,12 @@ def sidebar(engine: Engine, index: Index) -> tuple[int, str]:
             max_upload_size=engine.settings.max_file_mb,
         )
         if files:
-            add_files(engine, index, files)
-        if st.button(T("reindex"), key="reindex", icon=":material/refresh:", width="stretch"):
-            if run_build(engine, T("reindexing")) is not None:
-                st.rerun()
+            add_files(engine, index, builds, files)
+        busy = builds.running() is not None
+        st.button(T("reindex"), key="reindex", icon=":material/refresh:", width="stretch", disabled=busy,
+                  help=T("build_busy") if busy else None, on_click=start_build, args=(builds,))
+        tick = BUILD_TICK_S if busy else IDLE_TICK_S
+        st.fragment(run_every=tick)(build_status)(builds)
         if st.button(T("clear"), key="clear", icon=":material/delete:", width="stretch"):
             st.session_state.exchanges = []
     return k, mode
@@ -182,8 +197,57 @@ def with_date_filter(settings: Settings) -> Settings:
     return dataclasses.replace(settings, since=since, until=until)
 
 
-def add_files(engine: Engine, index: Index, files) -> None:
-    """Write valid uploads into the corpus, index them, then show the outcome after a rerun.
+def start_build(builds: Builds, files: int = 0) -> Job:
+    """Start an index update in the background (or join the one running) and follow it."""
+    job = builds.start(files)
+    st.session_state.build_followed = job.number
+    return job
+
+
+def build_status(builds: Builds) -> None:
+    """The background update's progress with its ETA while it runs; once it ends, what
+    changed or why it failed, after one rerun of the page (fresh sidebar counts)."""
+    job = builds.poll()
+    if job is None:
+        return
+    if not job.finished:
+        st.session_state.build_followed = job.number  # this session shows how it ends
+        # not `with`: leaving the block would mark the status complete
+        box = st.status(T("indexing_new", n=job.files) if job.files else T("reindexing"), expanded=True)
+        if job.progress is None:
+            box.progress(0.0, text=T("reading_corpus"))
+        else:
+            stage, done, total, eta_s = job.progress
+            box.progress(progress.fraction(stage, done, total), text=describe(stage, done, total, eta_s))
+        box.caption(T("build_serving"))
+        return
+    if st.session_state.get("build_followed") != job.number:
+        return  # it ended before this session saw it run
+    if st.session_state.get("build_shown") != job.number:
+        st.session_state.build_shown = job.number
+        st.rerun()
+    if job.error is not None:
+        st.error(T("indexing_failed", error=job.error))
+        st.caption(T("build_old_serves"))
+        if job.files:
+            st.warning(T("indexing_failed_uploads"))
+        return
+    report, c = job.report, job.changes
+    label = (T("build_unchanged") if report.update == "unchanged" else
+             T("build_done", added=c.added, updated=c.updated, removed=c.removed, seconds=f"{report.seconds:.1f}"))
+    with st.status(label, state="complete"):
+        st.caption(T("indexed", documents=report.documents, passages=report.passages,
+                     embedded=report.embedded_sentences, reused=report.reused, seconds=f"{report.seconds:.1f}"))
+    for s in report.skipped:
+        st.warning(T("skipped", source=s.source, reason=s.reason))
+    for note in report.notes:  # the corpus reader's fallbacks and the boilerplate rule (library text)
+        st.info(note)
+
+
+def add_files(engine: Engine, index: Index, builds: Builds, files) -> None:
+    """Write valid uploads into the corpus, then start indexing them in the background; what
+    was added is shown after a rerun, until the next upload (the build status says when
+    they can be found).
 
     Notices are kept as (kind, catalogue key, fields), so they show in the language of
     the run that shows them."""
@@ -202,9 +266,9 @@ def add_files(engine: Engine, index: Index, files) -> None:
         else:
             notices.append(("info", "upload_known", {"source": got.source}))
     if added:
-        report = run_build(engine, T("indexing_new", n=added))
-        if report is None:
-            notices.append(("error", "indexing_failed_uploads", {}))
+        if builds.running() is not None:
+            notices.append(("info", "upload_queued", {"n": added}))
+        start_build(builds, added)
     st.session_state.notices = notices
     st.session_state.uploads = st.session_state.get("uploads", 0) + 1  # a fresh, empty uploader
     st.rerun()
@@ -290,9 +354,10 @@ def main() -> None:
     except (ModelError, ValueError, OSError) as e:
         st.error(T("cannot_start", error=e))
         st.stop()
+    builds = shared_builds(repr(settings), engine)
     index = load_index(engine)
     st.session_state.setdefault("exchanges", [])
-    k, mode = sidebar(engine, index)
+    k, mode = sidebar(engine, index, builds)
 
     for i, ex in enumerate(st.session_state.exchanges):
         show_exchange(i, ex)
