@@ -140,6 +140,11 @@ def cmd_model(args) -> int:
     with TerminalProgress() as progress:
         path = ensure_model(settings.model, settings.models_dir, on_progress=progress, verify=args.verify)
     print(f"model {settings.model} ready at {path}" + (" (weights re-hashed: sha256 matches)" if args.verify else ""))
+    if not settings.model.startswith("hash-"):
+        from rag.embedding import prepare_openvino
+
+        with TerminalProgress() as progress:  # the OpenVINO export, once (a failed one is tried again here)
+            print(prepare_openvino(settings, path, on_progress=progress))
     return 0
 
 
@@ -224,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print what was added as JSON")
     sp.set_defaults(func=cmd_add)
 
-    sp = sub.add_parser("model", help="fetch and verify the embedding model")
+    sp = sub.add_parser("model", help="fetch and verify the embedding model (and export it to OpenVINO once)")
     sp.add_argument("action", choices=["fetch"])
     sp.add_argument("--model", help="model name (default embeddinggemma-300m)")
     sp.add_argument("--verify", action="store_true", help="re-hash the weights on disk (normally trusted by size and date)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -17,12 +18,28 @@ from rag.config import DTYPES
 from rag.progress import OnProgress
 from rag.text import normalize, tokens
 
+log = logging.getLogger(__name__)
+
+
+# Vectors from two backends may share an index only if each is shown to agree with torch
+# float32 at least this well (worst cosine over rag/agreement.txt; see rag.index)
+MIN_AGREEMENT = 0.995
+# torch's own precisions: float32 is the reference; bfloat16's worst cosine over
+# rag/agreement.txt, measured on an AVX-512 BF16 host (tests/test_integration.py re-checks it)
+TORCH_AGREEMENT = {"torch-float32": 1.0, "torch-bfloat16": 0.9995}
+
 
 class Embedder(ABC):
     model_id: str  # stored in the index manifest
     weights_sha256: str
     dim: int
     dtype: str = "float32"
+    # how the vectors are computed (recorded in the index manifest): torch-float32 (the
+    # reference), torch-bfloat16, openvino-int8, openvino-int8-bf16
+    backend: str = "torch-float32"
+    # the worst cosine to torch float32 measured for this backend's vectors (rag.openvino_backend
+    # checks it at export; torch's bfloat16 is checked by the integration tests); 1.0 = the reference
+    agreement: float = 1.0
 
     @abstractmethod
     def embed_queries(self, texts: list[str]) -> np.ndarray: ...
@@ -58,6 +75,8 @@ class SentenceTransformerEmbedder(Embedder):
         from sentence_transformers import SentenceTransformer
 
         self.dtype = resolve_dtype(dtype)
+        self.backend = f"torch-{self.dtype}"
+        self.agreement = TORCH_AGREEMENT[self.backend]
         try:
             self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True,
                                              model_kwargs={"torch_dtype": getattr(torch, self.dtype)})
@@ -139,6 +158,8 @@ class HashEmbedder(Embedder):
         self.dim = dim
         self.model_id = f"hash-{dim}"
         self.weights_sha256 = "none"
+        self.backend = "hash"
+        self.agreement = 0.0  # nothing like the model's vectors: never mixed with another backend's
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
@@ -196,18 +217,103 @@ def resolve_dtype(dtype: str) -> str:
 
 def load_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
     """The embedder named by settings.model, loaded once per process."""
+    runtime.configure()
+    if settings.model.startswith("hash-"):
+        return HashEmbedder(int(settings.model.split("-", 1)[1]))
+    key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype), settings.backend)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = make_embedder(settings, on_progress)
+        return _CACHE[key]
+
+
+def make_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
+    """A new embedder for settings (uncached: load_embedder keeps one per process).
+
+    backend=openvino uses the OpenVINO export (made on first use, with progress, and checked
+    against torch float32); auto does too where OpenVINO is installed and the export can be
+    made and passes its check, else falls back to torch with a warning; torch never exports."""
     from rag.models import ensure_model, weights_hash
 
     runtime.configure()
+    folder = ensure_model(settings.model, settings.models_dir, on_progress=on_progress)
+    sha = weights_hash(folder)
+    dtype = resolve_dtype(settings.dtype)
+    if settings.backend != "torch":
+        emb = _openvino(folder, sha, settings, dtype, on_progress)
+        if emb is not None:
+            return emb
+    return SentenceTransformerEmbedder(folder, model_id=settings.model, weights_sha256=sha, dim=settings.dim,
+                                       batch_size=settings.batch_size, dtype=dtype)
 
-    if settings.model.startswith("hash-"):
-        return HashEmbedder(int(settings.model.split("-", 1)[1]))
-    key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype))
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            folder = ensure_model(settings.model, settings.models_dir, on_progress=on_progress)
-            _CACHE[key] = SentenceTransformerEmbedder(
-                folder, model_id=settings.model, weights_sha256=weights_hash(folder),
-                dim=settings.dim, batch_size=settings.batch_size, dtype=settings.dtype,
-            )
-        return _CACHE[key]
+
+def _openvino_check(folder: Path, sha: str, on_progress: OnProgress | None, retry_failed: bool) -> tuple[dict | None, str]:
+    """The export's agreement check, exporting first where there is none; (None, why) where the
+    export fails, or failed before and retry_failed is off (auto does not retry on every start)."""
+    from rag import openvino_backend as ovb
+
+    check = ovb.read_check(folder, sha)
+    if check is not None:
+        return check, ""
+    failed = ovb.failure(folder, sha)
+    if failed and not retry_failed:
+        return None, failed + " (`rag model fetch` tries again)"
+    try:
+        return ovb.export(folder, sha, on_progress=on_progress), ""
+    except ovb.ExportError as e:
+        ovb.record_failure(folder, sha, str(e))
+        return None, str(e)
+
+
+def _precision(check: dict, dtype: str) -> tuple[str, dict]:
+    precision = "bf16" if dtype == "bfloat16" else "f32"
+    return precision, check["precisions"].get(precision) or {}
+
+
+def prepare_openvino(settings, folder: Path, on_progress: OnProgress | None = None) -> str:
+    """Make the OpenVINO export of the model in folder if it is missing (or failed before), for
+    `rag model fetch`; a line saying which embedder questions and indexing will use. A failure is
+    reported, not raised: torch serves then."""
+    from rag import openvino_backend as ovb
+    from rag.models import weights_hash
+
+    torch_name = f"embedder: torch-{resolve_dtype(settings.dtype)}"
+    if settings.backend == "torch":
+        return f"{torch_name} (RAG_BACKEND=torch)"
+    if not ovb.available():
+        return f"{torch_name} (the openvino package is not installed)"
+    check, error = _openvino_check(folder, weights_hash(folder), on_progress, retry_failed=True)
+    if check is None:
+        return f"{torch_name} ({error})"
+    precision, result = _precision(check, resolve_dtype(settings.dtype))
+    if not result.get("passed"):
+        return f"{torch_name} (OpenVINO in {precision} does not agree with float32: {result})"
+    return (f"embedder: openvino-int8{'-bf16' if precision == 'bf16' else ''} (worst cosine to torch float32 "
+            f"over {check['sentences']} sentences: {result['min_cosine']:.4f}; at {ovb.export_dir(folder)})")
+
+
+def _openvino(folder: Path, sha: str, settings, dtype: str, on_progress: OnProgress | None) -> Embedder | None:
+    """The OpenVINO embedder, or None (auto only) where it cannot be had; backend=openvino raises."""
+    from rag import openvino_backend as ovb
+
+    required = settings.backend == "openvino"
+    if not ovb.available():
+        if required:
+            raise RuntimeError("RAG_BACKEND=openvino needs the openvino package (pip install openvino nncf onnx)")
+        return None
+    check, error = _openvino_check(folder, sha, on_progress, retry_failed=required)
+    if check is None:
+        if required:
+            raise RuntimeError(error)
+        log.warning("OpenVINO cannot be used: %s; torch serves instead", error)
+        return None
+    precision, result = _precision(check, dtype)
+    if not result.get("passed"):
+        if required:
+            raise RuntimeError(f"the OpenVINO export does not agree with float32 in {precision}: {result}")
+        log.warning("the OpenVINO export does not agree with float32 in %s: %s; torch serves instead", precision, result)
+        return None
+    emb = ovb.OpenVINOEmbedder(folder, ovb.export_dir(folder), model_id=settings.model, weights_sha256=sha,
+                               dim=settings.dim, batch_size=settings.batch_size, precision=precision)
+    emb.agreement = float(result["min_cosine"])
+    return emb

@@ -49,7 +49,7 @@ from rag import dense as dense_mod
 from rag.chunking import Passage, chunk
 from rag.config import Settings
 from rag.corpus import SUFFIXES, Document, Skipped, load_project_corpus
-from rag.embedding import Embedder
+from rag.embedding import MIN_AGREEMENT, TORCH_AGREEMENT, Embedder
 from rag.lexical import Lexical, Postings
 from rag.models import sha256_file
 from rag.progress import OnProgress
@@ -289,6 +289,14 @@ class Index:
         self.calibration = values
 
 
+def built_backend(model: dict) -> tuple[str, bool]:
+    """The embedder backend an index was built with (manifests before the backend was recorded
+    were built by torch), and whether its vectors are shown to agree with torch float32's."""
+    backend = model.get("backend") or f"torch-{model.get('dtype') or 'float32'}"
+    default = TORCH_AGREEMENT.get(backend, 0.0)
+    return backend, float(model.get("agreement", default)) >= MIN_AGREEMENT
+
+
 def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embedder | None, index_dir: Path) -> None:
     model = manifest["model"]
     if embedder is not None:
@@ -301,6 +309,12 @@ def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embed
         if model["sha256"] != embedder.weights_sha256:
             raise IndexProblem(
                 f"the index at {index_dir} was built with other weights for {model['id']}: run `rag index` to rebuild"
+            )
+        built, agreed = built_backend(model)
+        if built != embedder.backend and not (agreed and embedder.agreement >= MIN_AGREEMENT):
+            raise IndexProblem(
+                f"the index at {index_dir} was built with the {built} embedder, and vectors of {embedder.backend} "
+                f"are not shown to agree with them: set RAG_BACKEND/RAG_DTYPE back, or run `rag index --rebuild`"
             )
     elif settings is not None and model["id"] != settings.model:
         raise IndexProblem(
@@ -787,7 +801,8 @@ def _write_manifest(tmp: Path, settings: Settings, embedder: Embedder, documents
         "package_version": __version__,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {"id": embedder.model_id, "sha256": embedder.weights_sha256, "dim": int(embedder.dim),
-                  "normalized": True, "dtype": embedder.dtype},
+                  "normalized": True, "dtype": embedder.dtype, "backend": embedder.backend,
+                  "agreement": embedder.agreement},
         "normalization": NORMALIZATION_VERSION,
         "chunking": {"chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap, "splitter": "langchain RecursiveCharacterTextSplitter"},
         "faiss": settings.faiss,

@@ -20,7 +20,8 @@ def test_save_load_round_trip(tiny_engine):
     for p in loaded.passages:
         assert loaded.documents[p.doc_id].text[p.start:p.end] == p.text
     m = loaded.manifest
-    assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True, "dtype": "float32"}
+    assert m["model"] == {"id": "hash-256", "sha256": "none", "dim": 256, "normalized": True, "dtype": "float32",
+                          "backend": "hash", "agreement": 0.0}
     assert m["chunking"]["chunk_size"] == 800 and m["corpus"]["documents"] == 3
     assert [seg["faiss"] for seg in m["segments"]] == ["flat"]  # auto: exact below 50k sentences
     assert set(m["segments"][0]["files"]) == set(index_mod.SEGMENT_FILES)
