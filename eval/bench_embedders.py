@@ -106,6 +106,7 @@ def main() -> int:
           f"{len(chosen)} questions", file=sys.stderr)
 
     speed: dict[str, float] = {}
+    latency: dict[str, tuple[float, float]] = {}
     vecs: dict[str, dict[str, np.ndarray]] = {}
     args.work.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha1("\n".join([t for t, _ in units] + [q.question for q in chosen] + speed_texts).encode()).hexdigest()[:12]
@@ -118,7 +119,13 @@ def main() -> int:
             t = time.perf_counter()
             emb.embed_documents(speed_texts)
             speed[name] = len(speed_texts) / (time.perf_counter() - t)
-            print(f"{name}: {speed[name]:.1f} sentences/s", file=sys.stderr)
+            lat = []
+            for q in chosen[:40]:  # one question at a time, with its token vectors, as Engine.ask embeds it
+                t = time.perf_counter()
+                emb.embed_queries_with_tokens([q.question])
+                lat.append(1000 * (time.perf_counter() - t))
+            latency[name] = (float(np.median(lat)), float(np.percentile(lat, 95)))
+            print(f"{name}: {speed[name]:.1f} sentences/s, question {latency[name][0]:.0f} ms", file=sys.stderr)
         if not args.speed_only:
             cache = args.work / f"{name}-{key}.npz"
             if cache.exists():
@@ -139,7 +146,8 @@ def main() -> int:
     for name in backends:
         row = [name]
         if not args.quality_only:
-            row += [speed[name], speed[name] / speed[ref] if ref in speed else float("nan")]
+            row += [speed[name], speed[name] / speed[ref] if ref in speed else float("nan"),
+                    f"{latency[name][0]:.0f} / {latency[name][1]:.0f}"]
         if not args.speed_only and ref in vecs:
             v, r = vecs[name], vecs[ref]
             cos_s = (v["speed"] * r["speed"]).sum(1)
@@ -165,7 +173,7 @@ def main() -> int:
         rows.append(row)
     header = ["backend"]
     if not args.quality_only:
-        header += ["sentences/s", "× float32"]
+        header += ["sentences/s", "× float32", "one question p50 / p95 ms"]
     if not args.speed_only:
         header += ["cosine, documents (min / mean)", "cosine, questions (min / mean)", "same top-1 sentence",
                    "dense R@1", "dense R@5"]
