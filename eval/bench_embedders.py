@@ -155,6 +155,11 @@ def main() -> int:
             top = (v["questions"] @ v["pool"].T).argsort(1)[:, ::-1]
             top_ref = (r["questions"] @ r["pool"].T).argmax(1)
             same = float(np.mean(top[:, 0] == top_ref))
+            same_doc = float(np.mean([unit_docs[a] == unit_docs[b] for a, b in zip(top[:, 0], top_ref, strict=True)]))
+            # how close float32 itself found the two sentences of each question whose top-1 changed
+            ref_scores = r["questions"] @ r["pool"].T
+            flips = [float(ref_scores[qi, top_ref[qi]] - ref_scores[qi, top[qi, 0]])
+                     for qi in range(len(chosen)) if top[qi, 0] != top_ref[qi]]
 
             def recall(k: int, top=top) -> float:
                 hits = 0
@@ -169,14 +174,14 @@ def main() -> int:
                 return hits / len(chosen)
 
             row += [f"{cos_s.min():.4f} / {cos_s.mean():.5f}", f"{cos_q.min():.4f} / {cos_q.mean():.5f}",
-                    f"{same:.3f}", recall(1), recall(5)]
+                    f"{same:.3f}", f"{same_doc:.3f}", f"{max(flips):.4f}" if flips else "-", recall(1), recall(5)]
         rows.append(row)
     header = ["backend"]
     if not args.quality_only:
         header += ["sentences/s", "× float32", "one question p50 / p95 ms"]
     if not args.speed_only:
         header += ["cosine, documents (min / mean)", "cosine, questions (min / mean)", "same top-1 sentence",
-                   "dense R@1", "dense R@5"]
+                   "same top-1 document", "largest float32 gap of a changed top-1", "dense R@1", "dense R@5"]
     print(table(f"Embedding backends (batch {args.batch}, {os.cpu_count()} threads; against torch float32; "
                 f"batches longest first)", header, rows))
     return 0
