@@ -7,6 +7,7 @@ import pytest
 
 from rag import reader as rd
 from rag.answer import active_reader, retrieve_for_answer, score_sentences
+from rag.embedding import HashEmbedder
 
 
 def test_maxsim_both_ways():
@@ -54,15 +55,20 @@ def test_the_answerer_uses_the_reader_when_on(tiny_engine):
     assert tiny_engine.ask(question, settings=s.replace(reader="off")).sentences == off.sentences
 
 
-def test_auto_reads_only_where_bfloat16_is_native(tiny_engine, monkeypatch):
+def test_auto_reads_where_bfloat16_is_native_or_the_embedder_is_openvino(tiny_engine, monkeypatch):
     import rag.embedding
 
     r = _reader(tiny_engine)
     auto = tiny_engine.settings  # reader="auto" by default
+    torch_f32, openvino = HashEmbedder(256), HashEmbedder(256)
+    torch_f32.backend, openvino.backend = "torch-float32", "openvino-int8"
     monkeypatch.setattr(rag.embedding, "native_bf16", lambda: True)
     assert active_reader(tiny_engine.index, auto) == r
+    assert active_reader(tiny_engine.index, auto, torch_f32) == r
     monkeypatch.setattr(rag.embedding, "native_bf16", lambda: False)
     assert active_reader(tiny_engine.index, auto) is None
+    assert active_reader(tiny_engine.index, auto, torch_f32) is None
+    assert active_reader(tiny_engine.index, auto, openvino) == r
     assert active_reader(tiny_engine.index, auto.replace(reader="on")) == r
     assert active_reader(tiny_engine.index, auto.replace(reader="off")) is None
 
