@@ -313,7 +313,15 @@ def _openvino(folder: Path, sha: str, settings, dtype: str, on_progress: OnProgr
             raise RuntimeError(f"the OpenVINO export does not agree with float32 in {precision}: {result}")
         log.warning("the OpenVINO export does not agree with float32 in %s: %s; torch serves instead", precision, result)
         return None
-    emb = ovb.OpenVINOEmbedder(folder, ovb.export_dir(folder), model_id=settings.model, weights_sha256=sha,
-                               dim=settings.dim, batch_size=settings.batch_size, precision=precision)
+    try:
+        emb = ovb.OpenVINOEmbedder(folder, ovb.export_dir(folder), model_id=settings.model, weights_sha256=sha,
+                                   dim=settings.dim, batch_size=settings.batch_size, precision=precision)
+    except Exception as e:  # noqa: BLE001 - a damaged export: say where it is and what to run
+        why = (f"the OpenVINO export at {ovb.export_dir(folder)} cannot be loaded ({type(e).__name__}: "
+               f"{str(e)[:200]}): delete that folder and run `rag model fetch` to export it again")
+        if required:
+            raise RuntimeError(why) from e
+        log.warning("%s; torch serves instead", why)
+        return None
     emb.agreement = float(result["min_cosine"])
     return emb

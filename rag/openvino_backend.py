@@ -33,7 +33,7 @@ import numpy as np
 from rag.embedding import Embedder, _normalise_rows, native_bf16
 from rag.progress import OnProgress
 
-FORMAT = 1  # of the exported folder; a folder of another format is exported again
+FORMAT = 2  # of the exported folder (2: check.json records the files' sizes); another format is exported again
 SUFFIX = ".openvino-int8"
 MIN_COSINE = 0.995  # every check sentence's vector against torch float32 (rag.embedding.MIN_AGREEMENT)
 PRECISIONS = ("f32", "bf16")
@@ -57,16 +57,24 @@ def export_dir(model_folder: Path) -> Path:
     return model_folder.with_name(model_folder.name + SUFFIX)
 
 
+EXPORTED = ("model.xml", "model.bin")
+
+
+def _sizes(folder: Path) -> dict[str, int]:
+    return {name: (folder / name).stat().st_size for name in EXPORTED if (folder / name).is_file()}
+
+
 def read_check(model_folder: Path, weights_sha256: str) -> dict | None:
-    """The agreement check of the folder's export, if it exists, is of this format and these
-    weights; None otherwise (the export is missing or stale)."""
-    f = export_dir(model_folder) / "check.json"
+    """The agreement check of the folder's export, if the export is there whole (its files of
+    the sizes written: a truncated or missing file means export again, as the model's weights
+    are trusted by size), of this format and from these weights; else None."""
+    folder = export_dir(model_folder)
     try:
-        check = json.loads(f.read_text("utf-8"))
+        check = json.loads((folder / "check.json").read_text("utf-8"))
     except (OSError, ValueError):
         return None
-    ok = (check.get("format") == FORMAT and check.get("source_sha256") == weights_sha256
-          and (export_dir(model_folder) / "model.xml").is_file())
+    ok = (isinstance(check, dict) and check.get("format") == FORMAT and check.get("source_sha256") == weights_sha256
+          and check.get("files") == _sizes(folder) and len(check["files"]) == len(EXPORTED))
     return check if ok else None
 
 
@@ -172,7 +180,7 @@ def export(model_folder: Path, weights_sha256: str, on_progress: OnProgress | No
         except Exception as e:  # noqa: BLE001 - any failure of the toolchain: say so, the caller falls back
             raise ExportError(f"exporting {model_folder.name} to OpenVINO failed ({type(e).__name__}: {str(e)[:300]})") from e
         check.update(format=FORMAT, source_sha256=weights_sha256, seconds=round(time.perf_counter() - t0, 1),
-                     openvino=ov.__version__)
+                     openvino=ov.__version__, files=_sizes(out))
         (out / "check.json").write_text(json.dumps(check, indent=2), "utf-8")
         if target.exists():
             shutil.rmtree(target)

@@ -151,3 +151,21 @@ def test_the_export_records_its_check():
     check = ovb.read_check(folder, weights_hash(folder))
     assert check is not None and check["sentences"] == len(ovb.agreement_sentences())
     assert check["precisions"]["f32"]["passed"] and check["precisions"]["f32"]["min_cosine"] >= MIN_AGREEMENT
+
+
+def test_an_export_with_a_truncated_or_missing_file_is_made_again(tmp_path):
+    folder = tmp_path / "m"
+    out = ovb.export_dir(folder)
+    out.mkdir(parents=True)
+    (out / "model.xml").write_text("<net/>")
+    (out / "model.bin").write_bytes(b"\0" * 100)
+    check = {"format": ovb.FORMAT, "source_sha256": "abc", "files": {"model.xml": 6, "model.bin": 100},
+             "precisions": {"f32": {"min_cosine": 0.999, "passed": True}}}
+    (out / "check.json").write_text(json.dumps(check))
+    assert ovb.read_check(folder, "abc") == check
+    (out / "model.bin").write_bytes(b"\0" * 50)  # an interrupted copy
+    assert ovb.read_check(folder, "abc") is None
+    (out / "model.bin").unlink()
+    assert ovb.read_check(folder, "abc") is None
+    (out / "check.json").write_text("[1, 2]")
+    assert ovb.read_check(folder, "abc") is None
