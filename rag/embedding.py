@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # float32 at least this well (worst cosine over rag/agreement.txt; see rag.index)
 MIN_AGREEMENT = 0.995
 # torch's own precisions: float32 is the reference; bfloat16's worst cosine over
-# rag/agreement.txt, measured on an AVX-512 BF16 host (tests/test_integration.py re-checks it)
+# rag/agreement.txt, measured on an AVX-512 BF16 host (tests/test_openvino.py re-checks it)
 TORCH_AGREEMENT = {"torch-float32": 1.0, "torch-bfloat16": 0.9995}
 
 

@@ -314,7 +314,7 @@ def _check_compatible(manifest: dict, settings: Settings | None, embedder: Embed
         if built != embedder.backend and not (agreed and embedder.agreement >= MIN_AGREEMENT):
             raise IndexProblem(
                 f"the index at {index_dir} was built with the {built} embedder, and vectors of {embedder.backend} "
-                f"are not shown to agree with them: set RAG_BACKEND/RAG_DTYPE back, or run `rag index --rebuild`"
+                f"are not shown to agree with them: set RAG_BACKEND/RAG_DTYPE back, or run `rag index` to rebuild"
             )
     elif settings is not None and model["id"] != settings.model:
         raise IndexProblem(

@@ -55,7 +55,7 @@ def test_vectors_of_two_backends_mix_only_where_both_agree_with_float32(
     if ok:
         _check_compatible(manifest, None, embedder, tiny_engine.settings.index_dir)
     else:
-        with pytest.raises(IndexProblem, match="rag index --rebuild"):
+        with pytest.raises(IndexProblem, match="run `rag index` to rebuild"):
             _check_compatible(manifest, None, embedder, tiny_engine.settings.index_dir)
 
 
