@@ -240,88 +240,60 @@ def make_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
     sha = weights_hash(folder)
     dtype = resolve_dtype(settings.dtype)
     if settings.backend != "torch":
-        emb = _openvino(folder, sha, settings, dtype, on_progress)
+        required = settings.backend == "openvino"
+        emb, why = _openvino(folder, sha, settings, dtype, on_progress, retry_failed=required)
         if emb is not None:
             return emb
+        if required:
+            raise RuntimeError(why)
+        log.warning("%s; torch serves instead", why)
     return SentenceTransformerEmbedder(folder, model_id=settings.model, weights_sha256=sha, dim=settings.dim,
                                        batch_size=settings.batch_size, dtype=dtype)
-
-
-def _openvino_check(folder: Path, sha: str, on_progress: OnProgress | None, retry_failed: bool) -> tuple[dict | None, str]:
-    """The export's agreement check, exporting first where there is none; (None, why) where the
-    export fails, or failed before and retry_failed is off (auto does not retry on every start)."""
-    from rag import openvino_backend as ovb
-
-    check = ovb.read_check(folder, sha)
-    if check is not None:
-        return check, ""
-    failed = ovb.failure(folder, sha)
-    if failed and not retry_failed:
-        return None, failed + " (`rag model fetch` tries again)"
-    try:
-        return ovb.export(folder, sha, on_progress=on_progress), ""
-    except ovb.ExportError as e:
-        ovb.record_failure(folder, sha, str(e))
-        return None, str(e)
-
-
-def _precision(check: dict, dtype: str) -> tuple[str, dict]:
-    precision = "bf16" if dtype == "bfloat16" else "f32"
-    return precision, check["precisions"].get(precision) or {}
 
 
 def prepare_openvino(settings, folder: Path, on_progress: OnProgress | None = None) -> str:
     """Make the OpenVINO export of the model in folder if it is missing (or failed before), for
     `rag model fetch`; a line saying which embedder questions and indexing will use. A failure is
     reported, not raised: torch serves then."""
-    from rag import openvino_backend as ovb
     from rag.models import weights_hash
 
-    torch_name = f"embedder: torch-{resolve_dtype(settings.dtype)}"
+    dtype = resolve_dtype(settings.dtype)
     if settings.backend == "torch":
-        return f"{torch_name} (RAG_BACKEND=torch)"
-    if not ovb.available():
-        return f"{torch_name} (the openvino package is not installed)"
-    check, error = _openvino_check(folder, weights_hash(folder), on_progress, retry_failed=True)
-    if check is None:
-        return f"{torch_name} ({error})"
-    precision, result = _precision(check, resolve_dtype(settings.dtype))
-    if not result.get("passed"):
-        return f"{torch_name} (OpenVINO in {precision} does not agree with float32: {result})"
-    return (f"embedder: openvino-int8{'-bf16' if precision == 'bf16' else ''} (worst cosine to torch float32 "
-            f"over {check['sentences']} sentences: {result['min_cosine']:.4f}; at {ovb.export_dir(folder)})")
+        return f"embedder: torch-{dtype} (RAG_BACKEND=torch)"
+    emb, why = _openvino(folder, weights_hash(folder), settings, dtype, on_progress, retry_failed=True)
+    if emb is None:
+        return f"embedder: torch-{dtype} ({why})"
+    return f"embedder: {emb.backend} (worst cosine to torch float32 over rag/agreement.txt: {emb.agreement:.4f})"
 
 
-def _openvino(folder: Path, sha: str, settings, dtype: str, on_progress: OnProgress | None) -> Embedder | None:
-    """The OpenVINO embedder, or None (auto only) where it cannot be had; backend=openvino raises."""
+def _openvino(folder: Path, sha: str, settings, dtype: str, on_progress: OnProgress | None,
+              retry_failed: bool) -> tuple[Embedder | None, str]:
+    """(the OpenVINO embedder, "") or (None, why it cannot be had). The export is made where there
+    is none; one that failed before is tried again only with retry_failed (auto does not retry on
+    every start; `rag model fetch` and backend=openvino do)."""
     from rag import openvino_backend as ovb
 
-    required = settings.backend == "openvino"
     if not ovb.available():
-        if required:
-            raise RuntimeError("RAG_BACKEND=openvino needs the openvino package (pip install openvino nncf onnx)")
-        return None
-    check, error = _openvino_check(folder, sha, on_progress, retry_failed=required)
+        return None, "the openvino package is not installed (pip install openvino nncf onnx)"
+    check = ovb.read_check(folder, sha)
     if check is None:
-        if required:
-            raise RuntimeError(error)
-        log.warning("OpenVINO cannot be used: %s; torch serves instead", error)
-        return None
-    precision, result = _precision(check, dtype)
+        failed = ovb.failure(folder, sha)
+        if failed and not retry_failed:
+            return None, failed + " (`rag model fetch` tries again)"
+        try:
+            check = ovb.export(folder, sha, on_progress=on_progress)
+        except ovb.ExportError as e:
+            ovb.record_failure(folder, sha, str(e))
+            return None, str(e)
+    precision = "bf16" if dtype == "bfloat16" else "f32"
+    result = check["precisions"].get(precision) or {}
     if not result.get("passed"):
-        if required:
-            raise RuntimeError(f"the OpenVINO export does not agree with float32 in {precision}: {result}")
-        log.warning("the OpenVINO export does not agree with float32 in %s: %s; torch serves instead", precision, result)
-        return None
+        return None, f"the OpenVINO export does not agree with float32 in {precision}: {result}"
     try:
         emb = ovb.OpenVINOEmbedder(folder, ovb.export_dir(folder), model_id=settings.model, weights_sha256=sha,
                                    dim=settings.dim, batch_size=settings.batch_size, precision=precision)
     except Exception as e:  # noqa: BLE001 - a damaged export: say where it is and what to run
-        why = (f"the OpenVINO export at {ovb.export_dir(folder)} cannot be loaded ({type(e).__name__}: "
-               f"{str(e)[:200]}): delete that folder and run `rag model fetch` to export it again")
-        if required:
-            raise RuntimeError(why) from e
-        log.warning("%s; torch serves instead", why)
-        return None
+        return None, (f"the OpenVINO export at {ovb.export_dir(folder)} cannot be loaded ({type(e).__name__}: "
+                      f"{str(e)[:200]}): delete that folder and run `rag model fetch` to export it again")
     emb.agreement = float(result["min_cosine"])
-    return emb
+    return emb, ""
