@@ -108,32 +108,29 @@ def _prompts(model_folder: Path) -> dict[str, str]:
     return cfg.get("prompts") or {}
 
 
-class _Traceable:
+def _traceable(st):
     """The sentence-transformers pipeline as one traceable module: (input_ids, attention_mask)
-    → (token vectors, sentence vector). Built lazily so that torch is imported only here."""
+    → (token vectors, sentence vector). torch is imported here, at export only."""
+    import torch
 
-    @staticmethod
-    def make(st):
-        import torch
+    class Whole(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.st = st
 
-        class Whole(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.st = st
+        def forward(self, input_ids, attention_mask):
+            # bidirectional attention over the real tokens; the sliding window (512) spans
+            # every input (≤ 512 tokens), so both layer kinds take the same padding mask
+            bias = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+            hidden = self.st[0].auto_model(
+                input_ids=input_ids, attention_mask={"full_attention": bias, "sliding_attention": bias},
+            ).last_hidden_state
+            features = {"token_embeddings": hidden, "attention_mask": attention_mask}
+            for module in list(self.st)[1:]:
+                features = module(features)
+            return features["token_embeddings"], features["sentence_embedding"]
 
-            def forward(self, input_ids, attention_mask):
-                # bidirectional attention over the real tokens; the sliding window (512) spans
-                # every input (≤ 512 tokens), so both layer kinds take the same padding mask
-                bias = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
-                hidden = self.st[0].auto_model(
-                    input_ids=input_ids, attention_mask={"full_attention": bias, "sliding_attention": bias},
-                ).last_hidden_state
-                features = {"token_embeddings": hidden, "attention_mask": attention_mask}
-                for module in list(self.st)[1:]:
-                    features = module(features)
-                return features["token_embeddings"], features["sentence_embedding"]
-
-        return Whole().eval()
+    return Whole().eval()
 
 
 def export(model_folder: Path, weights_sha256: str, on_progress: OnProgress | None = None) -> dict:
@@ -156,7 +153,7 @@ def export(model_folder: Path, weights_sha256: str, on_progress: OnProgress | No
             progress(stage, 0, 4)
             st = SentenceTransformer(str(model_folder), device="cpu", local_files_only=True,
                                      model_kwargs={"torch_dtype": torch.float32, "attn_implementation": "eager"})
-            whole = _Traceable.make(st)
+            whole = _traceable(st)
             enc = st.tokenizer(["ایران و عربستان", "hello"], padding=True, return_tensors="pt")
             with torch.no_grad():
                 torch.onnx.export(
