@@ -448,7 +448,9 @@ class _Checkpoint:
     `rag index` resumes where it stopped. Removed once a build completes."""
 
     def __init__(self, index_dir: Path, embedder: Embedder):
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{embedder.model_id}-{embedder.dim}")
+        # per backend too: a killed build's vectors are reused only by the backend that embedded them
+        name = f"{embedder.model_id}-{embedder.dim}-{embedder.backend}"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
         self.dir = index_dir / "builds" / f".partial-{safe}"
 
     def load(self, dim: int) -> dict[str, np.ndarray]:
