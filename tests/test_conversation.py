@@ -148,6 +148,16 @@ def test_the_shipped_dialogue_set_is_valid_and_large_enough():
     kinds = {k: sum(t.type == k for t in turns) for k in ("follow-up", "switch", "off-topic")}
     assert kinds["follow-up"] >= 20 and kinds["switch"] >= 8 and kinds["off-topic"] >= 10
     assert {t.item.lang for t in turns} == {"fa", "ar", "en"}
+    # every gold answer must be matchable by the scoring itself (whole tokens, rag.metrics.contains):
+    # one cut inside a word ("متقابل" of "متقابلی") can never count, however right the answer is
+    from rag.evaluation.gold import resolve_source
+    from rag.metrics import contains
+
+    for d in dialogues:
+        for n, t in enumerate(d.turns, start=1):
+            texts = [doc.text for s in t.item.sources for doc in resolve_source(s, root)]
+            for a in t.item.answers:
+                assert any(contains(x, a) for x in texts), f"{d.id} turn {n}: {a!r} is not in {t.item.sources}"
 
 
 @pytest.mark.model
