@@ -77,6 +77,12 @@ def _idf(df: dict[str, int], t: str) -> float:
     return math.log(1 + n / (1 + df.get(t, 0)))
 
 
+def rarest(weights: dict[str, float], n: int = 3) -> list[str]:
+    """The n words of highest weight; ties broken by the word itself, so that the choice does
+    not depend on the order of a set (which changes from one Python process to the next)."""
+    return sorted(weights, key=lambda t: (-weights[t], t))[:n]
+
+
 def question_features(index, hits, scored, q_vec: np.ndarray, question: str, question_lang: str) -> np.ndarray:
     """FEATURES for one question, from its hits and its scored candidates (best first)."""
     if not scored:
@@ -89,14 +95,14 @@ def question_features(index, hits, scored, q_vec: np.ndarray, question: str, que
     other = [cos[jj] for _, jj, hh in scored if hh.passage.doc_id != best_doc]
     runner = scored[1][0] if len(scored) > 1 else best_score - 1.0
 
-    q_tokens = set(tokens(question))
+    q_tokens = sorted(set(tokens(question)))  # sorted: the same sums, in the same order, in every process
     s_tokens = set(tokens(index.sentence_text(j)))
     p_tokens = set(tokens(h.passage.text))
     weights = {t: _idf(index.df, t) for t in q_tokens}
     total = sum(weights.values()) or 1.0
     sent_overlap = sum(w for t, w in weights.items() if t in s_tokens) / total
     passage_overlap = sum(w for t, w in weights.items() if t in p_tokens) / total
-    rare = sorted(q_tokens, key=lambda t: -weights[t])[:3]
+    rare = rarest(weights)
     rare_coverage = sum(t in p_tokens for t in rare) / len(rare) if rare else 0.0
 
     q_numbers = set(_NUMBER.findall(normalize(question)))

@@ -100,3 +100,21 @@ def test_answerability_off_and_explicit_threshold_override(tiny_engine):
     del tiny_engine.index.calibration["answerability_threshold"]
     assert abstention_rule(tiny_engine.index, s).endswith("threshold of the language pair (* 100.00)")
     assert "set explicitly" in abstention_rule(tiny_engine.index, s.replace(abstain_threshold=-50.0))
+
+
+def test_the_rarest_words_do_not_depend_on_the_process():
+    """Words of equal weight (e.g. none of them in the index) used to be taken in set order,
+    which Python changes from one process to the next: the same question could get another
+    answerability score after a restart."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from rag.answerability import rarest; from rag.text import tokens; "
+            "ws = sorted(set(tokens('ظریف کری لاوروف اشتون کالاس عراقچی پوتین ترامپ'))); "
+            "print(rarest({t: 1.0 for t in set(ws)}))")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in range(6)}
+    assert len(seen) == 1
+    assert ab.rarest({"b": 1.0, "a": 1.0, "c": 2.0, "d": 0.5}) == ["c", "a", "b"]
