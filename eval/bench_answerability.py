@@ -62,6 +62,7 @@ from rag.index import Index, build_index  # noqa: E402
 from rag.metrics import abstention, best_threshold  # noqa: E402
 
 EN_FILE = "qa/xquad_ar/xquad.en.json"
+REPORTED = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]  # the sets of every table
 SET_LANG = {"xquad_ar": "ar", "mlqa_ar": "ar", "persianqa": "fa", "parsinlu": "fa", "xquad_en": "en"}
 
 
@@ -204,7 +205,7 @@ def evaluate_fold(index, train: list[Item], test: list[Item], max_wrong: float, 
 
 
 def report(rows: list[dict]) -> None:
-    sets = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]
+    sets = REPORTED
     rows = [x for x in rows if not x["near"]]  # near-misses have their own table (near_report)
     print("\nAnswers to answerable questions in corpus, leave one set out (scorer weights fitted on the other sets)")
     print("| set | n | first sentence | whole answer (≤3) | best in pool | mean answer chars |")
@@ -251,7 +252,7 @@ def near_report(rows: list[dict]) -> None:
           "wrong abstentions on answerable in-corpus questions / AUC answerable vs near-miss, leave one set out")
     print("| set | near-misses | abstained / wrong | AUC |")
     print("|---|---|---|---|")
-    for s in ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]:
+    for s in REPORTED:
         near = [x for x in rows if x["set"] == s and x["near"]]
         ans = [x for x in rows if x["set"] == s and x["answerable"]]
         if not near:

@@ -129,6 +129,21 @@ def run_workers(worker, n: int, timeout: float) -> None:
         pytest.fail("\n".join(failures), pytrace=False)
 
 
+def answers_not_in_sources(items, root: Path) -> list[str]:
+    """Gold answers (of rag.evaluation GoldItems) that the scoring itself cannot find in their
+    sources: rag.metrics.contains, whole tokens after normalisation. An answer cut inside a
+    word ("متقابل" of "متقابلی") could never count, however right the answer given."""
+    from rag.evaluation.gold import resolve_source
+    from rag.metrics import contains
+
+    out = []
+    for item in items:
+        texts = [d.text for s in item.sources for d in resolve_source(s, root)]
+        out += [f"{item.origin}: {a!r} is not in {item.sources}" for a in item.answers
+                if not any(contains(t, a) for t in texts)]
+    return out
+
+
 def write_tiny_corpus(root: Path) -> Path:
     corpus = root / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
