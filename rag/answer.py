@@ -20,6 +20,7 @@ from rag.embedding import Embedder
 from rag.index import Index
 from rag.retrieval import Hit, retrieve
 from rag.text import detect_lang, normalize, tokens
+from rag.verifier import load_verifier
 
 MAX_QUESTION_CHARS = 2000
 
@@ -74,6 +75,7 @@ class Answer:
     sentences: tuple[str, ...] = ()
     pair: str = ""  # question language > language of the best sentence's document, e.g. "en>ar"
     best: int = -1  # index sentence the evidence was measured on (the scorer's best), -1 if none
+    verified: float | None = None  # the verifier's best log-odds − its threshold (None: not read by it)
 
     @property
     def margin(self) -> float:
@@ -99,6 +101,7 @@ class Answer:
             "question": self.question, "answer": self.text, "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations], "passages": passages,
             "evidence": round(self.evidence, 6),
+            "verified": None if self.verified is None else round(self.verified, 6),
             "threshold": None if self.threshold is None else round(self.threshold, 6), "pair": self.pair,
             "lang": self.lang, "mode": self.mode, "timings_ms": self.timings_ms,
         }
@@ -236,7 +239,24 @@ def active_reader(index: Index, settings: Settings, embedder: Embedder | None = 
     return index.reader
 
 
-def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings) -> list[tuple[float, int, Hit]]:
+def verify(verifier, index: Index, scored: list[tuple[float, int, Hit]], question: str,
+           settings: Settings) -> tuple[list[tuple[float, int, Hit]], float, set[int]]:
+    """The scorer's best `top_k` candidates read by the verifier (rag.verifier): ordered by
+    score + weight × the verifier's log-odds (the others are left out), with the best
+    log-odds − threshold (negative: no candidate states what is asked), and the sentences
+    that reach the threshold (only they may follow the first)."""
+    spec = index.tuning.get("verifier", {})
+    threshold, weight = float(spec.get("threshold", 0.0)), float(spec.get("weight", 1.0))
+    top = scored[: int(spec.get("top_k", 6))]
+    logits = verifier.score(question, [index.sentence_text(j) for _, j, _ in top])
+    combined = np.array([s for s, _, _ in top]) + weight * logits
+    order = np.argsort(-combined, kind="stable")
+    return ([(float(combined[i]), top[i][1], top[i][2]) for i in order], float(logits.max()) - threshold,
+            {top[i][1] for i in range(len(top)) if logits[i] >= threshold})
+
+
+def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings,
+           verified: set[int] | None = None) -> list[tuple[float, int, Hit]]:
     """The best sentence, plus up to max_sentences-1 close runners-up that add evidence for it.
 
     A runner-up is kept when it scores within the margin of the best, comes from the same
@@ -249,6 +269,8 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
     margin = settings.sentence_margin
     if margin is None:
         margin = index.tuning.get("sentence_margin", DEFAULT_MARGIN)
+    if verified is not None:  # read by the verifier: a runner-up must be verified, and the scores' scale is its own
+        margin = math.inf
     chosen = [scored[0]]
     first_doc = scored[0][2].passage.doc_id
     words = [set(tokens(index.sentence_text(scored[0][1])))]
@@ -256,6 +278,8 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
         if len(chosen) >= settings.max_sentences or s < best - margin:
             break
         if settings.extra_sentences == "same-document" and h.passage.doc_id != first_doc:
+            continue
+        if verified is not None and j not in verified:
             continue
         w = set(tokens(index.sentence_text(j)))
         if any(_repeats(w, cw) for cw in words) or any(
@@ -304,7 +328,7 @@ def check_question(question: str | None) -> str:
 def embed_questions(index: Index, embedder: Embedder, questions: list[str], settings: Settings) -> list[tuple]:
     """(vector, token states or None) per question, in one pass; token states only when the
     reader is on (they come from the same forward pass)."""
-    if active_reader(index, settings, embedder) is not None:
+    if active_reader(index, settings, embedder) is not None and settings.verifier == "off":
         vecs, toks = embedder.embed_queries_with_tokens(questions)
         return list(zip(vecs, toks, strict=True))
     return [(v, None) for v in embedder.embed_queries(questions)]
@@ -342,7 +366,14 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     abstained = not scored or (threshold is not None and evidence < threshold)
     best = scored[0][1] if scored else -1
     t_read = time.perf_counter()
-    if not abstained and reader is not None:
+    verified, passed = None, None
+    verifier = load_verifier(settings) if not abstained and scored else None
+    if verifier is not None:
+        # the turn's own words: a follow-up read in context is verified against them too (measured:
+        # reading the conversation's search text instead lets more off-topic turns through)
+        scored, verified, passed = verify(verifier, index, scored, question, settings)
+        abstained = verified < 0
+    elif not abstained and reader is not None:
         from rag.reader import read
 
         scored = read(reader, embedder, index, scored, rows, q_tokens)
@@ -350,7 +381,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     citations: list[Citation] = []
     parts: list[str] = []
     if not abstained:
-        for n, (_, j, h) in enumerate(select(scored, index, settings), start=1):
+        for n, (_, j, h) in enumerate(select(scored, index, settings, passed), start=1):
             doc = index.documents[h.passage.doc_id]
             s, e = int(index.sent_start[j]), int(index.sent_end[j])
             page_at = getattr(doc, "page_at", None)
@@ -365,7 +396,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
                "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
                   lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair,
-                  best)
+                  best, verified)
 
 
 def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple[float, int, Hit]],

@@ -22,6 +22,7 @@ def _settings(args) -> Settings:
         corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None), k=getattr(args, "k", None), mode=getattr(args, "mode", None),
         since=getattr(args, "since", None), until=getattr(args, "until", None),
+        verifier="on" if getattr(args, "strict", False) else None,
     )
 
 
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only documents dated on or after this day (undated documents are left out)")
     sp.add_argument("--until", metavar="YYYY-MM-DD",
                     help="only documents dated on or before this day (undated documents are left out)")
+    sp.add_argument("--strict", action="store_true",
+                    help="strict mode (RAG_VERIFIER=on): answer only when the verifier reads a sentence that states "
+                         "what is asked; fewer answers to near-miss questions, more wrong abstentions (README)")
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("add", help="add the new items of an RSS/Atom feed (a file or URL) and index them")

@@ -328,6 +328,22 @@ def test_off_topic_question_shows_the_abstention_and_closest_passages(seed_app):
     assert sum("rag-snippet" in h for h in html) >= 1 and "<mark>" not in "".join(html)
 
 
+@pytest.mark.model
+def test_strict_mode_from_the_sidebar_abstains_on_a_near_miss(seed_app):
+    from ui import i18n
+
+    question = "كم يبلغ عدد سكان جنيف؟"  # Geneva is in the articles, its population is not
+    assert "rag-abstain" not in ask(seed_app, question)[0]  # answered by default, with a citation
+    toggle = seed_app.sidebar.toggle(key="strict")
+    assert toggle.label == i18n.EN["strict_toggle"] and toggle.help == i18n.EN["strict_help"] and not toggle.value
+    toggle.set_value(True).run()
+    seed_app.sidebar.button(key="clear").click().run()  # each question asked first, not as a follow-up
+    assert "rag-abstain" in ask(seed_app, question)[0]
+    seed_app.sidebar.button(key="clear").click().run()
+    html = ask(seed_app, "مدت تماس پوتین و ترامپ چقدر بود؟")  # a question the articles answer still is
+    assert "rag-abstain" not in html[0] and any("۵۰ دقیقه" in h for h in html)
+
+
 def reading_note(at: AppTest, turn: int) -> str:
     """The "understood as" note under answer `turn` (0-based), or "" when it has none."""
     message = [m for m in at.chat_message if m.name == "assistant"][turn]

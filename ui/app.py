@@ -155,6 +155,7 @@ def sidebar(engine: Engine, index: Index, builds: Builds) -> tuple[int, str]:
         mode = st.radio(T("mode"), MODES, index=MODES.index(s.mode), horizontal=True, key="mode",
                         format_func=lambda m: T(f"mode_{m}"), help=T("mode_help"))
         date_filter(index)
+        st.toggle(T("strict_toggle"), value=s.verifier == "on", key="strict", help=T("strict_help"))
 
         st.header(T("sidebar_add"))
         for kind, key, fields in st.session_state.get("notices", []):  # the last upload's, until the next
@@ -192,9 +193,11 @@ def date_filter(index: Index) -> None:
         st.session_state["date_filter"] = (picked[0].isoformat(), picked[-1].isoformat())
 
 
-def with_date_filter(settings: Settings) -> Settings:
+def answer_settings(settings: Settings) -> Settings:
+    """The settings of the next answer: the sidebar's date range and strict mode."""
     since, until = st.session_state.get("date_filter", (None, None))
-    return dataclasses.replace(settings, since=since, until=until)
+    strict = st.session_state.get("strict", settings.verifier == "on")
+    return dataclasses.replace(settings, since=since, until=until, verifier="on" if strict else "off")
 
 
 def start_build(builds: Builds, files: int = 0) -> Job:
@@ -328,7 +331,7 @@ def ask(engine: Engine, question: str, k: int, mode: str) -> None:
     index = engine.index  # one snapshot: the answer and its snippets come from the same index
     try:
         with st.spinner(T("searching")):
-            got = reply(index, engine.embedder, question, context_of(exchanges), with_date_filter(engine.settings),
+            got = reply(index, engine.embedder, question, context_of(exchanges), answer_settings(engine.settings),
                         mode=mode, k=k)
     except QuestionError as e:
         with st.chat_message("assistant"):

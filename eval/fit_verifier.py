@@ -1,0 +1,150 @@
+"""Measure the verifier (rag/verifier.py) and fit how strict mode uses it, on sets it never saw.
+
+The verifier is trained on xquad_ar, xquad.en and mlqa_ar_dev (eval/train_verifier.py);
+everything here is PersianQA and ParsiNLU, which it never saw, over eval/bench_retrieval.py's
+pooled index (in corpus, PersianQA's unanswerable questions, and every answerable question
+again with its article taken out of the corpus; see eval/bench_answerability.py).
+
+1. Sentences of the gold paragraph (PersianQA): does the verifier find the answer
+   sentence, and does its best log-odds tell answerable from unanswerable questions?
+2. The pipeline: for every question variant the answerability model lets through, the
+   scorer's best `top_k` candidates are read. The weight of the verifier's log-odds in the
+   candidates' order is the one of WEIGHTS with the most first sentences right; the
+   threshold is the highest that abstains on at most --max-wrong of the answerable ones.
+
+    python eval/fit_verifier.py [--max-wrong 0.05] [--write-calibration]
+
+With --write-calibration the weight and threshold are stored in rag/calibration.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "eval"))
+
+import bench_answerability as ba  # noqa: E402
+import bench_retrieval as br  # noqa: E402
+
+from rag.config import Settings  # noqa: E402
+from rag.runtime import cpu_flags_line  # noqa: E402
+from rag.text import sentences  # noqa: E402
+from rag.verifier import Verifier, load_verifier  # noqa: E402
+
+HELD_OUT = ("persianqa", "parsinlu")
+TOP_K = 6
+SCALES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # the verifier's weight, in units of (scorer std / verifier std)
+
+
+def gold_paragraphs(data: Path, verifier: Verifier) -> None:
+    """Table 1: PersianQA's questions against every sentence of their own paragraph."""
+    d = json.loads((data / "qa/persianqa/pqa_test.json").read_text("utf-8"))
+    firsts, best, answerable = [], [], []
+    for art in tqdm(d["data"], desc="PersianQA paragraphs", file=sys.stderr):
+        for par in art["paragraphs"]:
+            ctx = par["context"]
+            spans = sentences(ctx)
+            texts = [ctx[s.start:s.end] for s in spans]
+            for q in par["qas"]:
+                logits = verifier.score(q["question"], texts)
+                best.append(float(logits.max()))
+                impossible = bool(q.get("is_impossible")) or not q["answers"]
+                answerable.append(not impossible)
+                if not impossible:
+                    holds = {k for a in q["answers"] for k, s in enumerate(spans)
+                             if s.start <= a["answer_start"] < s.end}
+                    firsts.append(int(np.argmax(logits)) in holds)
+    best, answerable = np.array(best), np.array(answerable)
+    print("\n1. PersianQA, each question against the sentences of its own paragraph\n")
+    print("| questions | answerable | answer sentence ranked first | AUC answerable vs not (best log-odds) |")
+    print("|---|---|---|---|")
+    print(f"| {len(best)} | {answerable.sum()} | {np.mean(firsts):.3f} | {ba.auc(best, answerable):.3f} |")
+
+
+def pipeline_rows(index, items, verifier: Verifier) -> list[dict]:
+    weights, model = index.sentence_weights, index.answerability
+    rows = []
+    for it in tqdm(items, desc="question variants", file=sys.stderr):
+        scored = ba.scored_list(it, weights)
+        x, pair = ba.features(index, it, scored)
+        top = scored[:TOP_K]
+        pos = [r[0] for r in it.refs]
+        rows.append({"set": it.set, "answerable": it.answerable, "passes": model.decide(x, pair).answerable,
+                     "labels": np.array([bool(it.labels[pos.index(j)]) for _, j, _ in top]),
+                     "scores": np.array([s for s, _, _ in top]),
+                     "logits": verifier.score(it.question, [index.sentence_text(j) for _, j, _ in top])
+                     if top else np.zeros(0)})
+    return rows
+
+
+def fit(rows: list[dict], max_wrong: float) -> dict:
+    """Table 2 and the fitted weight and threshold."""
+    order = [r for r in rows if r["answerable"] and r["labels"].any()]
+    ratio = np.concatenate([r["scores"] for r in order]).std() / np.concatenate([r["logits"] for r in order]).std()
+    print("\n2. The pipeline: first sentence right (answerable questions whose candidates hold the answer)\n")
+    print("| verifier weight | " + " | ".join(HELD_OUT) + " | both |")
+    print("|---|" + "---|" * (len(HELD_OUT) + 1))
+    results = {}
+    def first(r, scale):
+        key = r["logits"] if np.isinf(scale) else r["scores"] + scale * ratio * r["logits"]
+        return bool(r["labels"][int(np.argmax(key))])
+
+    for scale in SCALES + (np.inf,):
+        by = [np.mean([first(r, scale) for r in order if r["set"] == s]) for s in HELD_OUT]
+        results[scale] = np.mean([first(r, scale) for r in order])
+        name = "verifier alone" if np.isinf(scale) else ("scorer alone" if scale == 0 else f"{scale * ratio:.2f}")
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in by) + f" | {results[scale]:.3f} |")
+    scale = max(SCALES, key=lambda s: (round(results[s], 6), -s))
+    passed = [r for r in rows if r["passes"] and len(r["logits"])]
+    ans = np.array([r["answerable"] for r in passed])
+    best = np.array([r["logits"].max() for r in passed])
+    print(f"\n3. Abstention, among the {len(passed)} question variants the answerability model answers "
+          f"({ans.sum()} answerable, {(~ans).sum()} not)\n")
+    print("| threshold | answerable now abstained (wrong) | unanswerable now abstained |")
+    print("|---|---|---|")
+    grid = np.round(np.arange(-2.0, 2.01, 0.1), 2)
+    for t in grid[::5]:
+        print(f"| {t:+.1f} | {np.mean(best[ans] < t):.3f} | {np.mean(best[~ans] < t):.3f} |")
+    threshold = max(t for t in grid if np.mean(best[ans] < t) <= max_wrong)
+    print(f"\nfitted: weight {scale * ratio:.3f} (first sentence {results[scale]:.3f}), threshold {threshold:+.2f} "
+          f"(wrong {np.mean(best[ans] < threshold):.3f}, unanswerable caught {np.mean(best[~ans] < threshold):.3f})")
+    return {"weight": round(float(scale * ratio), 4), "threshold": float(threshold), "top_k": TOP_K}
+
+
+def main() -> int:
+    ap = ba.pool_parser(__doc__)
+    ap.add_argument("--max-wrong", type=float, default=0.05)
+    args = ap.parse_args()
+    if not (args.data / "qa/persianqa/pqa_test.json").exists():
+        print(f"no data at {args.data}: pass --data", file=sys.stderr)
+        return 2
+    print(cpu_flags_line())
+    t0 = time.time()
+    verifier = load_verifier(Settings.from_env(model=args.model, verifier="on"))
+    if verifier is None:
+        print("no verifier for this model (rag/verifier.npz)", file=sys.stderr)
+        return 2
+    gold_paragraphs(args.data, verifier)
+    index, _, items = ba.load_pool(args)
+    rows = pipeline_rows(index, [it for it in items if it.set in HELD_OUT], verifier)
+    spec = fit(rows, args.max_wrong)
+    print(f"\n{time.time() - t0:.0f} s")
+    if args.write_calibration:
+        br.write_tuning(args.model, {"verifier": spec | {
+            "source": "eval/fit_verifier.py: weight and threshold fitted on persianqa and parsinlu_rc over the "
+                      f"pooled index ({len(rows)} question variants; at most {args.max_wrong:.0%} wrong "
+                      "abstentions); the verifier itself trained on xquad_ar, xquad.en and mlqa_ar_dev "
+                      "(eval/train_verifier.py)"}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The verifier: reads the question and one candidate sentence together (a cross-encoder).
+
+The sentence scorer and the reader (rag.answer, rag.reader) compare the question with a
+sentence from vectors computed apart. The verifier runs EmbeddingGemma once over the two
+side by side ("task: question answering | query: …" then "title: none | text: …"), so
+every word of the question attends to every word of the sentence, and a linear head on
+the mean of the last layer gives the log-odds that the sentence states what is asked.
+
+Trained by eval/train_verifier.py: low-rank adapters (LoRA, rank 8) on the attention and
+feed-forward projections of the top 8 of the model's 24 layers, and the head, on pairs
+from xquad_ar, xquad.en (English questions over the Arabic paragraphs) and mlqa_ar_dev:
+the sentence that holds the gold answer against three other sentences of its paragraph.
+No Persian was seen in training. The adapters ship in rag/verifier.npz (1.4 MB); the
+base weights are the embedder's own, checked by their sha256.
+
+Used by rag.answer: where the answerability model would answer, the verifier reads the
+best `top_k` candidates; they are ordered by its log-odds, and when none reaches the
+threshold (rag/calibration.json, "verifier") the answer abstains: the sources speak of
+the question's subject but do not state what is asked.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS = Path(__file__).with_name("verifier.npz")
+QUERY_PROMPT = "task: question answering | query: "
+TEXT_PROMPT = "title: none | text: "
+MAX_TOKENS = 128  # the pair, truncated in the sentence
+_LOCK = threading.Lock()
+
+
+class VerifierError(RuntimeError):
+    pass
+
+
+class Verifier:
+    """Cross-encoder log-odds that a sentence answers a question."""
+
+    def __init__(self, folder: Path, weights_sha: str, dtype: str = "float32", weights: Path = WEIGHTS):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        if not weights.exists():
+            raise VerifierError(f"the verifier's weights are missing: {weights}")
+        try:
+            w = np.load(weights)
+        except (OSError, ValueError) as e:
+            raise VerifierError(f"the verifier's weights cannot be read ({weights}): {e}") from e
+        base = str(w["base_sha256"])
+        if base != weights_sha:
+            raise VerifierError(f"the verifier was trained on other base weights (sha256 {base[:12]}…, "
+                                f"the model here is {weights_sha[:12]}…): set RAG_VERIFIER=off or retrain it")
+        self.torch = torch
+        self.dtype = getattr(torch, dtype)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModel.from_pretrained(str(folder), dtype=self.dtype).eval()
+        scale = float(w["alpha"]) / float(w["rank"])
+        with torch.no_grad():
+            for key in [k[:-2] for k in w.files if k.endswith(".A")]:
+                layer, name = key.split(".")
+                block = model.layers[int(layer)]
+                lin = getattr(block.self_attn if name.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else block.mlp, name)
+                delta = torch.from_numpy(w[f"{key}.B"].astype(np.float32) @ w[f"{key}.A"].astype(np.float32)) * scale
+                lin.weight.copy_((lin.weight.float() + delta).to(self.dtype))
+        self.model = model
+        self.head_w = torch.from_numpy(w["head.weight"].astype(np.float32)).reshape(-1)
+        self.head_b = float(w["head.bias"].reshape(-1)[0])
+
+    def score(self, question: str, sentences: list[str], batch: int = 16) -> np.ndarray:
+        """Log-odds per sentence that it states the answer to `question`."""
+        torch = self.torch
+        out = np.zeros(len(sentences), np.float32)
+        for i in range(0, len(sentences), batch):
+            part = sentences[i:i + batch]
+            enc = self.tokenizer([QUERY_PROMPT + question] * len(part), [TEXT_PROMPT + s for s in part],
+                                 truncation="only_second", max_length=MAX_TOKENS, padding=True, return_tensors="pt")
+            with _LOCK, torch.inference_mode():
+                h = self.model(**enc).last_hidden_state.float()
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (h * mask).sum(1) / mask.sum(1)
+            out[i:i + len(part)] = (pooled @ self.head_w + self.head_b).numpy()
+        return out
+
+
+@functools.lru_cache(maxsize=2)
+def _load(folder: str, sha: str, dtype: str) -> Verifier:
+    return Verifier(Path(folder), sha, dtype)
+
+
+def load_verifier(settings) -> Verifier | None:
+    """The verifier for settings' model (loaded once per process), or None where it is off:
+    RAG_VERIFIER=off, a model other than the one it was trained on (a hash embedder in tests,
+    another folder), or no weights shipped."""
+    if settings.verifier == "off" or settings.model.startswith("hash-") or not WEIGHTS.exists():
+        return None
+    from rag.embedding import resolve_dtype
+    from rag.models import ensure_model, weights_hash
+
+    folder = ensure_model(settings.model, settings.models_dir)
+    return _load(str(folder), weights_hash(folder), resolve_dtype(settings.dtype))

@@ -1,0 +1,76 @@
+"""Strict mode: the verifier (a cross-encoder) orders the best candidates and abstains when none states the fact."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rag import verifier as vf
+from rag.answer import select
+from rag.config import Settings
+from rag.models import ensure_model, weights_hash
+
+
+def test_the_setting_is_on_or_off_and_off_by_default():
+    assert Settings().verifier == "off"
+    with pytest.raises(ValueError, match="verifier must be on or off"):
+        Settings(verifier="auto")
+
+
+def test_no_verifier_for_a_model_it_was_not_trained_on(tiny_engine):
+    s = dataclasses.replace(tiny_engine.settings, verifier="on")  # the hash embedder of the tests
+    assert vf.load_verifier(s) is None
+    ans = tiny_engine.ask("Geneva airport closed hours", settings=s)
+    assert ans.verified is None and ans.timings_ms["read"] >= 0
+
+
+def test_runners_up_must_be_verified(tiny_engine):
+    index = tiny_engine.index
+    h = next(h for h in tiny_engine.ask("Geneva airport closed hours").hits if len(index.passage_sentences(h.index)) >= 2)
+    js = list(index.passage_sentences(h.index))
+    scored = [(5.0, js[0], h), (-50.0, js[1], h)]
+    s = dataclasses.replace(tiny_engine.settings, max_sentences=2)
+    # far below the best: left out by the scorer's margin, kept when the verifier passed it …
+    assert [j for _, j, _ in select(scored, index, s)] == [js[0]]
+    assert [j for _, j, _ in select(scored, index, s, verified={js[0], js[1]})] == js[:2]
+    # … and never kept when it did not
+    assert [j for _, j, _ in select(scored, index, s, verified={js[0]})] == [js[0]]
+
+
+@pytest.mark.model
+def test_weights_of_other_base_weights_are_a_clear_error(tmp_path):
+    folder = ensure_model(Settings().model, Settings().models_dir)
+    w = dict(np.load(vf.WEIGHTS))
+    w["base_sha256"] = np.array("0" * 64)
+    bad = tmp_path / "verifier.npz"
+    np.savez(bad, **w)
+    with pytest.raises(vf.VerifierError, match="trained on other base weights"):
+        vf.Verifier(folder, weights_hash(folder), weights=bad)
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    with pytest.raises(vf.VerifierError, match="cannot be read"):
+        vf.Verifier(folder, weights_hash(folder), weights=tmp_path / "broken.npz")
+
+
+@pytest.mark.model
+def test_the_verifier_reads_question_and_sentence_together():
+    v = vf.load_verifier(Settings(verifier="on"))
+    question = "مدت تماس تلفنی پوتین و ترامپ چقدر بود؟"
+    logits = v.score(question, [
+        "تماس تلفنی ولادیمیر پوتین و دونالد ترامپ حدود ۵۰ دقیقه طول کشید.",  # states it
+        "ولادیمیر پوتین و دونالد ترامپ درباره اوکراین تلفنی گفتگو کردند.",  # same call, no length
+        "قیمت طلا امروز افزایش یافت.",
+    ])
+    assert logits[0] > logits[1] > logits[2]
+    assert logits[0] > 0 > logits[2]
+
+
+@pytest.mark.model
+def test_strict_mode_abstains_where_the_sources_only_share_the_subject(seed_engine):
+    strict = seed_engine.settings.replace(verifier="on")
+    near_miss = "كم يبلغ عدد سكان جنيف؟"  # Geneva is in the corpus, its population is not
+    assert not seed_engine.ask(near_miss).abstained  # the default answers it, with a citation
+    ans = seed_engine.ask(near_miss, settings=strict)
+    assert ans.abstained and ans.verified < 0 and not ans.citations
+    clear = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", settings=strict)
+    assert not clear.abstained and clear.verified > 0
+    assert "۵۰ دقیقه" in clear.citations[0].text
