@@ -239,8 +239,8 @@ def active_reader(index: Index, settings: Settings, embedder: Embedder | None = 
     return index.reader
 
 
-def verify(verifier, index: Index, scored: list[tuple[float, int, Hit]], question: str,
-           settings: Settings) -> tuple[list[tuple[float, int, Hit]], float, set[int]]:
+def verify(verifier, index: Index, scored: list[tuple[float, int, Hit]],
+           question: str) -> tuple[list[tuple[float, int, Hit]], float, set[int]]:
     """The scorer's best `top_k` candidates read by the verifier (rag.verifier): ordered by
     score + weight × the verifier's log-odds (the others are left out), with the best
     log-odds − threshold (negative: no candidate states what is asked), and the sentences
@@ -371,7 +371,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     if verifier is not None:
         # the turn's own words: a follow-up read in context is verified against them too (measured:
         # reading the conversation's search text instead lets more off-topic turns through)
-        scored, verified, passed = verify(verifier, index, scored, question, settings)
+        scored, verified, passed = verify(verifier, index, scored, question)
         abstained = verified < 0
     elif not abstained and reader is not None:
         from rag.reader import read

@@ -278,10 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     from rag.answer import QuestionError
     from rag.index import IndexProblem
     from rag.models import ModelError
+    from rag.verifier import VerifierError
 
     try:
         return args.func(args)
-    except (CliError, IndexProblem, ModelError, QuestionError, FileNotFoundError, ValueError) as e:
+    except (CliError, IndexProblem, ModelError, QuestionError, VerifierError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, permissions: say which file, no traceback

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,12 @@ class Verifier:
         if not weights.exists():
             raise VerifierError(f"the verifier's weights are missing: {weights}")
         try:
-            w = np.load(weights)
-        except (OSError, ValueError) as e:
-            raise VerifierError(f"the verifier's weights cannot be read ({weights}): {e}") from e
-        base = str(w["base_sha256"])
+            with np.load(weights) as f:
+                w = {k: f[k] for k in f.files}
+            base = str(w["base_sha256"])
+            head = w["head.weight"], w["head.bias"], float(w["alpha"]) / float(w["rank"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            raise VerifierError(f"the verifier's weights cannot be read ({weights}): {e!r}") from e
         if base != weights_sha:
             raise VerifierError(f"the verifier was trained on other base weights (sha256 {base[:12]}…, "
                                 f"the model here is {weights_sha[:12]}…): set RAG_VERIFIER=off or retrain it")
@@ -59,17 +62,17 @@ class Verifier:
         self.dtype = getattr(torch, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         model = AutoModel.from_pretrained(str(folder), dtype=self.dtype).eval()
-        scale = float(w["alpha"]) / float(w["rank"])
+        scale = head[2]
         with torch.no_grad():
-            for key in [k[:-2] for k in w.files if k.endswith(".A")]:
+            for key in [k[:-2] for k in w if k.endswith(".A")]:
                 layer, name = key.split(".")
                 block = model.layers[int(layer)]
                 lin = getattr(block.self_attn if name.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else block.mlp, name)
                 delta = torch.from_numpy(w[f"{key}.B"].astype(np.float32) @ w[f"{key}.A"].astype(np.float32)) * scale
                 lin.weight.copy_((lin.weight.float() + delta).to(self.dtype))
         self.model = model
-        self.head_w = torch.from_numpy(w["head.weight"].astype(np.float32)).reshape(-1)
-        self.head_b = float(w["head.bias"].reshape(-1)[0])
+        self.head_w = torch.from_numpy(head[0].astype(np.float32)).reshape(-1)
+        self.head_b = float(head[1].reshape(-1)[0])
 
     def score(self, question: str, sentences: list[str], batch: int = 16) -> np.ndarray:
         """Log-odds per sentence that it states the answer to `question`."""
@@ -88,8 +91,8 @@ class Verifier:
 
 
 @functools.lru_cache(maxsize=2)
-def _load(folder: str, sha: str, dtype: str) -> Verifier:
-    return Verifier(Path(folder), sha, dtype)
+def _load(folder: str, sha: str, dtype: str, weights: str) -> Verifier:
+    return Verifier(Path(folder), sha, dtype, Path(weights))
 
 
 def load_verifier(settings) -> Verifier | None:
@@ -102,4 +105,4 @@ def load_verifier(settings) -> Verifier | None:
     from rag.models import ensure_model, weights_hash
 
     folder = ensure_model(settings.model, settings.models_dir)
-    return _load(str(folder), weights_hash(folder), resolve_dtype(settings.dtype))
+    return _load(str(folder), weights_hash(folder), resolve_dtype(settings.dtype), str(WEIGHTS))

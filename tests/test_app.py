@@ -344,6 +344,23 @@ def test_strict_mode_from_the_sidebar_abstains_on_a_near_miss(seed_app):
     assert "rag-abstain" not in html[0] and any("۵۰ دقیقه" in h for h in html)
 
 
+@pytest.mark.model
+def test_strict_mode_that_cannot_run_says_so_and_keeps_the_chat(seed_app, tmp_path, monkeypatch):
+    from rag import verifier
+    from ui import i18n
+
+    broken = tmp_path / "verifier.npz"
+    broken.write_bytes(b"not weights")
+    monkeypatch.setattr(verifier, "WEIGHTS", broken)
+    seed_app.sidebar.toggle(key="strict").set_value(True).run()
+    seed_app.chat_input[0].set_value("مدت تماس پوتین و ترامپ چقدر بود؟").run()
+    assert not seed_app.exception
+    shown = [e.value for e in seed_app.chat_message[-1].error]
+    assert len(shown) == 1 and shown[0].startswith(i18n.EN["strict_unavailable"].split(":")[0])
+    seed_app.sidebar.toggle(key="strict").set_value(False).run()  # off again: answered as usual
+    assert "۵۰ دقیقه" in " ".join(ask(seed_app, "مدت تماس پوتین و ترامپ چقدر بود؟"))
+
+
 def reading_note(at: AppTest, turn: int) -> str:
     """The "understood as" note under answer `turn` (0-based), or "" when it has none."""
     message = [m for m in at.chat_message if m.name == "assistant"][turn]

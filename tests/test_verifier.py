@@ -52,6 +52,19 @@ def test_weights_of_other_base_weights_are_a_clear_error(tmp_path):
 
 
 @pytest.mark.model
+def test_strict_mode_with_broken_weights_is_one_clear_line(seed_index_dir, tmp_path, monkeypatch, capsys):
+    from rag import cli
+
+    broken = tmp_path / "verifier.npz"
+    broken.write_bytes(b"PK\x03\x04 cut short")
+    monkeypatch.setattr(vf, "WEIGHTS", broken)
+    monkeypatch.chdir(seed_index_dir)
+    assert cli.main(["ask", "--strict", "مدت تماس پوتین و ترامپ چقدر بود؟"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the verifier's weights cannot be read") and "Traceback" not in err
+
+
+@pytest.mark.model
 def test_the_verifier_reads_question_and_sentence_together():
     v = vf.load_verifier(Settings(verifier="on"))
     question = "مدت تماس تلفنی پوتین و ترامپ چقدر بود؟"

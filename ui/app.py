@@ -26,6 +26,7 @@ from rag.engine import Engine
 from rag.index import BuildReport, Index, IndexProblem
 from rag.models import ModelError, ensure_model, model_on_disk
 from rag.progress import OnProgress
+from rag.verifier import VerifierError
 from ui import i18n, render
 from ui.builds import Builds, Job
 from ui.chat import READ_IN_CONTEXT, Exchange, Snippet, context_of, make_exchange
@@ -336,6 +337,10 @@ def ask(engine: Engine, question: str, k: int, mode: str) -> None:
     except QuestionError as e:
         with st.chat_message("assistant"):
             st.warning(T("question_invalid", error=e))
+        return
+    except VerifierError as e:  # strict mode cannot run (its weights do not fit the model): say so, keep the chat
+        with st.chat_message("assistant"):
+            st.error(T("strict_unavailable", error=e))
         return
     exchanges.append(make_exchange(got, index))
     show_exchange(len(exchanges) - 1, exchanges[-1])
