@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT / "eval"))
 
 import bench_answerability as ba  # noqa: E402
 import bench_retrieval as br  # noqa: E402
+from train_verifier import answer_sentences  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
-from rag.text import sentences  # noqa: E402
 from rag.verifier import Verifier, load_verifier  # noqa: E402
 
 HELD_OUT = ("persianqa", "parsinlu")
@@ -50,18 +50,14 @@ def gold_paragraphs(data: Path, verifier: Verifier) -> None:
     firsts, best, answerable = [], [], []
     for art in tqdm(d["data"], desc="PersianQA paragraphs", file=sys.stderr):
         for par in art["paragraphs"]:
-            ctx = par["context"]
-            spans = sentences(ctx)
-            texts = [ctx[s.start:s.end] for s in spans]
+            texts, _ = answer_sentences(par["context"], [])
             for q in par["qas"]:
                 logits = verifier.score(q["question"], texts)
                 best.append(float(logits.max()))
                 impossible = bool(q.get("is_impossible")) or not q["answers"]
                 answerable.append(not impossible)
                 if not impossible:
-                    holds = {k for a in q["answers"] for k, s in enumerate(spans)
-                             if s.start <= a["answer_start"] < s.end}
-                    firsts.append(int(np.argmax(logits)) in holds)
+                    firsts.append(int(np.argmax(logits)) in answer_sentences(par["context"], q["answers"])[1])
     best, answerable = np.array(best), np.array(answerable)
     print("\n1. PersianQA, each question against the sentences of its own paragraph\n")
     print("| questions | answerable | answer sentence ranked first | AUC answerable vs not (best log-odds) |")

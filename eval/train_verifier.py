@@ -34,12 +34,11 @@ from rag.config import Settings  # noqa: E402
 from rag.models import ensure_model, weights_hash  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
 from rag.text import sentences  # noqa: E402
-from rag.verifier import MAX_TOKENS, QUERY_PROMPT, TEXT_PROMPT  # noqa: E402
+from rag.verifier import ATTENTION, FEED_FORWARD, MAX_TOKENS, QUERY_PROMPT, TEXT_PROMPT  # noqa: E402
 
 TRAIN = {"xquad_ar": "qa/xquad_ar/xquad.ar.json", "mlqa_ar": "qa/mlqa_ar_dev/MLQA-dev-context-ar-question-ar.json"}
 EN = "qa/xquad_ar/xquad.en.json"  # questions in English; answers and sentences from the Arabic parallel
 TOP, RANK, ALPHA, NEGATIVES, BATCH = 8, 8, 16, 3, 16
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def answer_sentences(context: str, answers: list[dict]) -> tuple[list[str], set[int]]:
@@ -116,9 +115,8 @@ def main() -> int:
 
     adapters = {}
     for li in range(len(model.layers) - TOP, len(model.layers)):
-        for parent in (model.layers[li].self_attn, model.layers[li].mlp):
-            for name in PROJECTIONS:
-                if hasattr(parent, name):
+        for parent, names in ((model.layers[li].self_attn, ATTENTION), (model.layers[li].mlp, FEED_FORWARD)):
+            for name in names:
                     adapters[f"{li}.{name}"] = lora = LoRA(getattr(parent, name)).to(args.device)
                     setattr(parent, name, lora)
     head = nn.Linear(model.config.hidden_size, 1).to(args.device)

@@ -10,13 +10,14 @@ Trained by eval/train_verifier.py: low-rank adapters (LoRA, rank 8) on the atten
 feed-forward projections of the top 8 of the model's 24 layers, and the head, on pairs
 from xquad_ar, xquad.en (English questions over the Arabic paragraphs) and mlqa_ar_dev:
 the sentence that holds the gold answer against three other sentences of its paragraph.
-No Persian was seen in training. The adapters ship in rag/verifier.npz (1.4 MB); the
+No Persian was seen in training. The adapters ship in rag/verifier.npz (1.3 MB); the
 base weights are the embedder's own, checked by their sha256.
 
-Used by rag.answer: where the answerability model would answer, the verifier reads the
-best `top_k` candidates; they are ordered by its log-odds, and when none reaches the
-threshold (rag/calibration.json, "verifier") the answer abstains: the sources speak of
-the question's subject but do not state what is asked.
+Used by rag.answer in strict mode (Settings.verifier, off by default): where the
+answerability model would answer, the verifier reads the scorer's best `top_k`
+candidates; they are ordered by score + weight × its log-odds, and when none reaches the
+threshold (rag/calibration.json, "verifier", fitted by eval/fit_verifier.py) the answer
+abstains: the sources speak of the question's subject but do not state what is asked.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ WEIGHTS = Path(__file__).with_name("verifier.npz")
 QUERY_PROMPT = "task: question answering | query: "
 TEXT_PROMPT = "title: none | text: "
 MAX_TOKENS = 128  # the pair, truncated in the sentence
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")  # the adapted projections of a layer's attention …
+FEED_FORWARD = ("gate_proj", "up_proj", "down_proj")  # … and of its feed-forward block
 _LOCK = threading.Lock()
 
 
@@ -67,7 +70,7 @@ class Verifier:
             for key in [k[:-2] for k in w if k.endswith(".A")]:
                 layer, name = key.split(".")
                 block = model.layers[int(layer)]
-                lin = getattr(block.self_attn if name.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else block.mlp, name)
+                lin = getattr(block.self_attn if name in ATTENTION else block.mlp, name)
                 delta = torch.from_numpy(w[f"{key}.B"].astype(np.float32) @ w[f"{key}.A"].astype(np.float32)) * scale
                 lin.weight.copy_((lin.weight.float() + delta).to(self.dtype))
         self.model = model
@@ -91,18 +94,19 @@ class Verifier:
 
 
 @functools.lru_cache(maxsize=2)
-def _load(folder: str, sha: str, dtype: str, weights: str) -> Verifier:
-    return Verifier(Path(folder), sha, dtype, Path(weights))
+def _load(model: str, models_dir: str, dtype: str, weights: str) -> Verifier:
+    from rag.models import ensure_model, weights_hash
+
+    folder = ensure_model(model, Path(models_dir))
+    return Verifier(folder, weights_hash(folder), dtype, Path(weights))
 
 
 def load_verifier(settings) -> Verifier | None:
-    """The verifier for settings' model (loaded once per process), or None where it is off:
-    RAG_VERIFIER=off, a model other than the one it was trained on (a hash embedder in tests,
-    another folder), or no weights shipped."""
+    """The verifier for settings' model (loaded once per process, so a question in strict mode
+    costs no model look-up), or None where it is off, the model is the tests' hash embedder,
+    or no weights are shipped. Weights unreadable or of other base weights raise VerifierError."""
     if settings.verifier == "off" or settings.model.startswith("hash-") or not WEIGHTS.exists():
         return None
     from rag.embedding import resolve_dtype
-    from rag.models import ensure_model, weights_hash
 
-    folder = ensure_model(settings.model, settings.models_dir)
-    return _load(str(folder), weights_hash(folder), resolve_dtype(settings.dtype), str(WEIGHTS))
+    return _load(settings.model, str(settings.models_dir), resolve_dtype(settings.dtype), str(WEIGHTS))
