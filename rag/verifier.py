@@ -103,9 +103,10 @@ def _load(model: str, models_dir: str, dtype: str, weights: str) -> Verifier:
 
 def load_verifier(settings) -> Verifier | None:
     """The verifier for settings' model (loaded once per process, so a question in strict mode
-    costs no model look-up), or None where it is off, the model is the tests' hash embedder,
-    or no weights are shipped. Weights unreadable or of other base weights raise VerifierError."""
-    if settings.verifier == "off" or settings.model.startswith("hash-") or not WEIGHTS.exists():
+    costs no model look-up), or None where it is off or the model is the tests' hash embedder.
+    Weights that are missing, unreadable or of other base weights raise VerifierError: strict
+    mode asked for never quietly answers as the default would."""
+    if settings.verifier == "off" or settings.model.startswith("hash-"):
         return None
     from rag.embedding import resolve_dtype
 

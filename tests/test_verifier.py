@@ -62,6 +62,9 @@ def test_strict_mode_with_broken_weights_is_one_clear_line(seed_index_dir, tmp_p
     assert cli.main(["ask", "--strict", "مدت تماس پوتین و ترامپ چقدر بود؟"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the verifier's weights cannot be read") and "Traceback" not in err
+    monkeypatch.setattr(vf, "WEIGHTS", tmp_path / "gone.npz")  # missing: the same, never strict mode quietly off
+    assert cli.main(["ask", "--strict", "مدت تماس پوتین و ترامپ چقدر بود؟"]) == 2
+    assert capsys.readouterr().err.startswith("error: the verifier's weights are missing")
 
 
 @pytest.mark.model
