@@ -11,6 +11,8 @@ again with its article taken out of the corpus; see eval/bench_answerability.py)
    scorer's best `top_k` candidates are read. The weight of the verifier's log-odds in the
    candidates' order is the one of WEIGHTS with the most first sentences right; the
    threshold is the highest that abstains on at most --max-wrong of the answerable ones.
+   The language pairs it may judge by default (verifier=auto) are those of its training
+   (train_verifier.PAIRS) and of this measurement (fa>fa).
 
     python eval/fit_verifier.py [--max-wrong 0.05] [--write-calibration]
 
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT / "eval"))
 
 import bench_answerability as ba  # noqa: E402
 import bench_retrieval as br  # noqa: E402
-from train_verifier import answer_sentences  # noqa: E402
+from train_verifier import PAIRS, answer_sentences  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
@@ -41,6 +43,7 @@ from rag.verifier import Verifier, load_verifier  # noqa: E402
 
 HELD_OUT = ("persianqa", "parsinlu")
 TOP_K = 6
+MEASURED_PAIR = "fa>fa"  # PersianQA and ParsiNLU: Persian questions over Persian paragraphs
 SCALES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # the verifier's weight, in units of (scorer std / verifier std)
 
 
@@ -112,7 +115,8 @@ def fit(rows: list[dict], max_wrong: float) -> dict:
     threshold = max(t for t in grid if np.mean(best[ans] < t) <= max_wrong)
     print(f"\nfitted: weight {scale * ratio:.3f} (first sentence {results[scale]:.3f}), threshold {threshold:+.2f} "
           f"(wrong {np.mean(best[ans] < threshold):.3f}, unanswerable caught {np.mean(best[~ans] < threshold):.3f})")
-    return {"weight": round(float(scale * ratio), 4), "threshold": float(threshold), "top_k": TOP_K}
+    return {"weight": round(float(scale * ratio), 4), "threshold": float(threshold), "top_k": TOP_K,
+            "pairs": sorted(set(PAIRS) | {MEASURED_PAIR})}
 
 
 def main() -> int:
@@ -138,7 +142,8 @@ def main() -> int:
             "source": "eval/fit_verifier.py: weight and threshold fitted on persianqa and parsinlu_rc over the "
                       f"pooled index ({len(rows)} question variants; at most {args.max_wrong:.0%} wrong "
                       "abstentions); the verifier itself trained on xquad_ar, xquad.en and mlqa_ar_dev "
-                      "(eval/train_verifier.py)"}})
+                      "(eval/train_verifier.py); pairs: those of its training (ar>ar, en>ar) and of this "
+                      "measurement (fa>fa), where verifier=auto lets it judge"}})
     return 0
 
 

@@ -38,6 +38,7 @@ from rag.verifier import ATTENTION, FEED_FORWARD, MAX_TOKENS, QUERY_PROMPT, TEXT
 
 TRAIN = {"xquad_ar": "qa/xquad_ar/xquad.ar.json", "mlqa_ar": "qa/mlqa_ar_dev/MLQA-dev-context-ar-question-ar.json"}
 EN = "qa/xquad_ar/xquad.en.json"  # questions in English; answers and sentences from the Arabic parallel
+PAIRS = ("ar>ar", "en>ar")  # the language pairs (question > sentence) of the training pairs
 TOP, RANK, ALPHA, NEGATIVES, BATCH = 8, 8, 16, 3, 16
 
 

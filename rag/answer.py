@@ -255,6 +255,17 @@ def verify(verifier, index: Index, scored: list[tuple[float, int, Hit]],
             {top[i][1] for i in range(len(top)) if logits[i] >= threshold})
 
 
+def verifier_reads(index: Index, settings: Settings, pair: str, own_words: bool) -> bool:
+    """Whether the verifier reads this answer: always in strict mode (verifier=on); with
+    verifier=auto only where it can judge: a question read on its own words (an elliptical
+    follow-up read in context states nothing to verify) whose language pair (question >
+    best sentence's document) it was trained or measured on (rag/calibration.json,
+    "verifier" "pairs")."""
+    if settings.verifier != "auto":
+        return settings.verifier == "on"
+    return own_words and pair in index.tuning.get("verifier", {}).get("pairs", ())
+
+
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings,
            verified: set[int] | None = None) -> list[tuple[float, int, Hit]]:
     """The best sentence, plus up to max_sentences-1 close runners-up that add evidence for it.
@@ -328,7 +339,7 @@ def check_question(question: str | None) -> str:
 def embed_questions(index: Index, embedder: Embedder, questions: list[str], settings: Settings) -> list[tuple]:
     """(vector, token states or None) per question, in one pass; token states only when the
     reader is on (they come from the same forward pass)."""
-    if active_reader(index, settings, embedder) is not None and settings.verifier == "off":
+    if active_reader(index, settings, embedder) is not None and settings.verifier != "on":  # auto: either may read
         vecs, toks = embedder.embed_queries_with_tokens(questions)
         return list(zip(vecs, toks, strict=True))
     return [(v, None) for v in embedder.embed_queries(questions)]
@@ -367,10 +378,11 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     best = scored[0][1] if scored else -1
     t_read = time.perf_counter()
     verified, passed = None, None
-    verifier = load_verifier(settings) if not abstained and scored else None
+    reads = not abstained and verifier_reads(index, settings, pair, own_words=judge_as is None)
+    verifier = load_verifier(settings) if reads else None
     if verifier is not None:
-        # the turn's own words: a follow-up read in context is verified against them too (measured:
-        # reading the conversation's search text instead lets more off-topic turns through)
+        # the turn's own words (measured: reading the conversation's search text instead lets
+        # more off-topic turns through)
         scored, verified, passed = verify(verifier, index, scored, question)
         abstained = verified < 0
     elif not abstained and reader is not None:
@@ -423,6 +435,16 @@ def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple
 
 def abstention_rule(index: Index, settings: Settings) -> str:
     """How the answers of a run decide to abstain, in words, for the report."""
+    spec = index.tuning.get("verifier")
+    if settings.verifier == "off" or spec is None or settings.model.startswith("hash-"):
+        return _first_rule(index, settings)
+    where = ("every answer" if settings.verifier == "on"
+             else f"a question read on its own words in {', '.join(spec.get('pairs', ())) or 'no language pair'}")
+    return (f"{_first_rule(index, settings)}; or, for {where}, when the verifier reads none of the best "
+            f"{spec.get('top_k', 6)} sentences as stating the answer (log-odds below {spec.get('threshold', 0.0):+.2f})")
+
+
+def _first_rule(index: Index, settings: Settings) -> str:
     model = index.answerability if settings.answerability == "on" else None
     if model is None:
         t = index.abstain_threshold(settings)

@@ -91,10 +91,11 @@ class Settings:
     # auto = where its extra pass is cheap: the embedder runs through OpenVINO, or the CPU
     # computes bfloat16 natively (~0.14 s a question then; torch in float32 ~0.4 s)
     reader: str = "auto"
-    # strict mode: the verifier (rag/verifier.py) reads the question and each best candidate
-    # together, orders them and abstains when none states what is asked; off by default
-    # (it abstains on more answerable questions: README, "Strict mode")
-    verifier: str = "off"
+    # the verifier (rag/verifier.py) reads the question and each best candidate together,
+    # orders them and abstains when none states what is asked. on (strict mode): for every
+    # answer; auto: where it can judge (a question read on its own words, in a language pair
+    # it was trained or measured on; elsewhere the reader); off: never
+    verifier: str = "auto"
 
     # date filter (ISO dates, inclusive): only documents dated in the range are retrieved;
     # with a filter set, documents without a date are left out (their date is unknown)
@@ -124,8 +125,8 @@ class Settings:
             raise ValueError(f"extra_sentences must be same-document or any, not {self.extra_sentences!r}")
         if self.reader not in ("auto", "on", "off"):
             raise ValueError(f"reader must be auto, on or off, not {self.reader!r}")
-        if self.verifier not in ("on", "off"):
-            raise ValueError(f"verifier must be on or off, not {self.verifier!r}")
+        if self.verifier not in ("auto", "on", "off"):
+            raise ValueError(f"verifier must be auto, on or off, not {self.verifier!r}")
         if self.answerability not in ("on", "off"):
             raise ValueError(f"answerability must be on or off, not {self.answerability!r}")
         for name in ("since", "until"):

@@ -68,8 +68,11 @@ class Engine:
         return self._index
 
     def warm_up(self) -> Engine:
+        from rag import verifier
+
         _ = self.index
         self.embedder.embed_queries(["warm up"])
+        verifier.warm_up(self.settings)
         return self
 
     def ask(self, question: str, mode: str | None = None, k: int | None = None, settings: Settings | None = None) -> Answer:

@@ -345,7 +345,7 @@ def test_strict_mode_from_the_sidebar_abstains_on_a_near_miss(seed_app):
 
 
 @pytest.mark.model
-def test_strict_mode_that_cannot_run_says_so_and_keeps_the_chat(seed_app, tmp_path, monkeypatch):
+def test_a_verifier_that_cannot_run_says_so_and_keeps_the_chat(seed_app, tmp_path, monkeypatch):
     from rag import verifier
     from ui import i18n
 
@@ -357,7 +357,12 @@ def test_strict_mode_that_cannot_run_says_so_and_keeps_the_chat(seed_app, tmp_pa
     assert not seed_app.exception
     shown = [e.value for e in seed_app.chat_message[-1].error]
     assert len(shown) == 1 and shown[0].startswith(i18n.EN["strict_unavailable"].split(":")[0])
-    seed_app.sidebar.toggle(key="strict").set_value(False).run()  # off again: answered as usual
+    seed_app.sidebar.toggle(key="strict").set_value(False).run()  # off again: the default needs it too (fa>fa) …
+    seed_app.chat_input[0].set_value("مدت تماس پوتین و ترامپ چقدر بود؟").run()
+    shown = [e.value for e in seed_app.chat_message[-1].error]
+    assert len(shown) == 1 and shown[0].startswith(i18n.EN["verifier_unavailable"].split(":")[0])
+    assert "RAG_VERIFIER=off" in shown[0]
+    monkeypatch.undo()  # … and with its weights back, the same chat answers as usual
     assert "۵۰ دقیقه" in " ".join(ask(seed_app, "مدت تماس پوتین و ترامپ چقدر بود؟"))
 
 

@@ -16,7 +16,7 @@ from datetime import date as _date
 
 import streamlit as st
 
-from rag import progress
+from rag import progress, verifier
 from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule
 from rag.config import MODES, Settings
 from rag.conversation import reply
@@ -52,7 +52,8 @@ def T(key: str, **fmt: object) -> str:  # noqa: N802 - the one short name the ap
 def shared_engine(key: str, _settings: Settings) -> Engine:
     """One engine per settings and process, shared by all sessions (key: the settings' repr)."""
     engine = Engine(_settings, load_embedder(_settings))
-    engine.embedder.embed_queries(["warm up"])  # the first question is then as fast as the rest
+    engine.embedder.embed_queries(["warm up"])  # the first question is then as fast as the rest …
+    verifier.warm_up(_settings)  # … and needs no model loaded
     return engine
 
 
@@ -198,7 +199,8 @@ def answer_settings(settings: Settings) -> Settings:
     """The settings of the next answer: the sidebar's date range and strict mode."""
     since, until = st.session_state.get("date_filter", (None, None))
     strict = st.session_state.get("strict", settings.verifier == "on")
-    return dataclasses.replace(settings, since=since, until=until, verifier="on" if strict else "off")
+    reads = "on" if strict else ("off" if settings.verifier == "off" else "auto")  # the strict toggle off: the default
+    return dataclasses.replace(settings, since=since, until=until, verifier=reads)
 
 
 def start_build(builds: Builds, files: int = 0) -> Job:
@@ -338,9 +340,9 @@ def ask(engine: Engine, question: str, k: int, mode: str) -> None:
         with st.chat_message("assistant"):
             st.warning(T("question_invalid", error=e))
         return
-    except VerifierError as e:  # strict mode cannot run (its weights do not fit the model): say so, keep the chat
+    except VerifierError as e:  # the verifier cannot run (its weights do not fit the model): say so, keep the chat
         with st.chat_message("assistant"):
-            st.error(T("strict_unavailable", error=e))
+            st.error(T("strict_unavailable" if st.session_state.get("strict") else "verifier_unavailable", error=e))
         return
     exchanges.append(make_exchange(got, index))
     show_exchange(len(exchanges) - 1, exchanges[-1])
