@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from rag.config import MODES, Settings
@@ -52,6 +53,7 @@ def _print_reading(r, as_json: bool) -> None:
 
 
 def cmd_ask(args) -> int:
+    from rag import verifier
     from rag.answer import QuestionError
     from rag.engine import Engine
 
@@ -61,6 +63,8 @@ def cmd_ask(args) -> int:
     if args.question != "-" and not args.question.strip():
         raise CliError("the question is empty")
     index = engine.index  # fail early (no index: before the model is loaded, and before reading stdin)
+    # the verifier (a second model) loads while the embedder does; an answer that needs it waits for it
+    threading.Thread(target=verifier.warm_up, args=(settings,), daemon=True).start()
     status = 0
     previous = None  # --chat: the conversation so far (rag.conversation)
     for q in questions:
@@ -142,10 +146,12 @@ def cmd_model(args) -> int:
         path = ensure_model(settings.model, settings.models_dir, on_progress=progress, verify=args.verify)
     print(f"model {settings.model} ready at {path}" + (" (weights re-hashed: sha256 matches)" if args.verify else ""))
     if not settings.model.startswith("hash-"):
+        from rag import verifier
         from rag.embedding import prepare_openvino
 
-        with TerminalProgress() as progress:  # the OpenVINO export, once (a failed one is tried again here)
+        with TerminalProgress() as progress:  # the OpenVINO exports, once (a failed one is tried again here)
             print(prepare_openvino(settings, path, on_progress=progress))
+            print(verifier.prepare(settings, on_progress=progress))
     return 0
 
 

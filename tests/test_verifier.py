@@ -2,6 +2,7 @@
 default where it can judge (verifier=auto), in strict mode for every answer (verifier=on)."""
 
 import dataclasses
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -117,3 +118,44 @@ def test_by_default_it_abstains_on_a_near_miss_in_a_pair_it_knows(seed_engine):
     other = seed_engine.ask("How long did the phone call between Putin and Trump last?",
                             settings=seed_engine.settings.replace(verifier="auto"))
     assert other.verified is None and not other.abstained
+
+
+@pytest.mark.model
+def test_the_openvino_export_agrees_with_torch_and_is_what_answers_use():
+    pytest.importorskip("openvino")
+    s = Settings()
+    v = vf.load_verifier(s)
+    assert isinstance(v, vf.OpenVINOVerifier)  # exported (or found) by load_verifier, checked
+    folder = ensure_model(s.model, s.models_dir)
+    check = json.loads((vf.export_dir(folder) / "check.json").read_text("utf-8"))
+    assert check["source_sha256"] == weights_hash(folder) and check["pairs"] == len(vf.check_pairs())
+    assert all(p["passed"] and p["max_drift"] <= vf.MAX_DRIFT for p in check["precisions"].values())
+    # and on pairs it was not checked on, against torch float32
+    question = "مدت تماس تلفنی پوتین و ترامپ چقدر بود؟"
+    sentences = ["تماس تلفنی ولادیمیر پوتین و دونالد ترامپ حدود ۵۰ دقیقه طول کشید.",
+                 "ولادیمیر پوتین و دونالد ترامپ درباره اوکراین تلفنی گفتگو کردند.", "قیمت طلا امروز افزایش یافت."]
+    torch_logits = vf.Verifier(folder, weights_hash(folder), "float32").score(question, sentences)
+    assert np.abs(v.score(question, sentences) - torch_logits).max() <= vf.MAX_DRIFT
+
+
+@pytest.mark.model
+def test_a_failed_export_falls_back_to_torch_and_is_not_tried_at_every_start(tmp_path, monkeypatch, caplog):
+    pytest.importorskip("openvino")
+    folder = ensure_model(Settings().model, Settings().models_dir)
+    other = tmp_path / "verifier.npz"  # the same adapters under another name: an export of its own
+    np.savez(other, **dict(np.load(vf.WEIGHTS)), note=np.array("test"))
+    failed = vf.export_dir(folder, other).with_name(vf.export_dir(folder, other).name + ".failed")
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        raise vf.VerifierError("exporting the verifier to OpenVINO failed (test)")
+
+    monkeypatch.setattr(vf, "export_openvino", broken)
+    try:
+        assert vf._exported(folder, weights_hash(folder), other) is None
+        assert failed.exists() and "torch serves instead" in caplog.text
+        assert vf._exported(folder, weights_hash(folder), other) is None and len(calls) == 1  # not again …
+        assert vf._exported(folder, weights_hash(folder), other, retry=True) is None and len(calls) == 2  # … but here
+    finally:
+        failed.unlink(missing_ok=True)
