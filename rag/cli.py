@@ -64,7 +64,7 @@ def cmd_ask(args) -> int:
         raise CliError("the question is empty")
     index = engine.index  # fail early (no index: before the model is loaded, and before reading stdin)
     # the verifier (a second model) loads while the embedder does; an answer that needs it waits for it
-    threading.Thread(target=verifier.warm_up, args=(settings,), daemon=True).start()
+    threading.Thread(target=verifier.warm_up, args=(settings, False), daemon=True).start()
     status = 0
     previous = None  # --chat: the conversation so far (rag.conversation)
     for q in questions:

@@ -309,7 +309,11 @@ def _load(model: str, models_dir: str, dtype: str, weights: str, backend: str = 
     read_weights(Path(weights), sha)  # a clear error before any export
     ov_dir = _exported(folder, sha, Path(weights), _progress()) if backend != "torch" else None
     if ov_dir is not None:
-        return OpenVINOVerifier(folder, ov_dir, "bf16" if dtype == "bfloat16" else "f32")
+        try:
+            return OpenVINOVerifier(folder, ov_dir, "bf16" if dtype == "bfloat16" else "f32")
+        except Exception as e:  # noqa: BLE001 - a damaged export: say where it is and what to run
+            raise VerifierError(f"the verifier's OpenVINO export at {ov_dir} cannot be loaded ({type(e).__name__}: "
+                                f"{' '.join(str(e).split())[:200]}): delete that folder and run `rag model fetch`") from e
     return Verifier(folder, sha, dtype, Path(weights))
 
 
@@ -317,6 +321,21 @@ def _progress():
     from rag.progress import TerminalProgress
 
     return TerminalProgress()
+
+
+def _ready(settings) -> bool:
+    """Whether loading the verifier needs no download and no export."""
+    from rag import openvino_backend as ovb
+    from rag.models import model_on_disk, model_path
+
+    if not model_on_disk(settings.model, settings.models_dir):
+        return False
+    if settings.backend == "torch" or not ovb.available():
+        return True
+    try:
+        return (export_dir(model_path(settings.model, settings.models_dir), WEIGHTS) / "check.json").exists()
+    except OSError:  # the weights file cannot be read: loading says so
+        return False
 
 
 def load_verifier(settings) -> Verifier | OpenVINOVerifier | None:
@@ -334,9 +353,13 @@ def load_verifier(settings) -> Verifier | OpenVINOVerifier | None:
         return _load(settings.model, str(settings.models_dir), resolve_dtype(settings.dtype), str(WEIGHTS), backend)
 
 
-def warm_up(settings) -> None:
+def warm_up(settings, make: bool = True) -> None:
     """Load the verifier now where answers may need it, so that the first answer does not
-    wait for it; one that cannot be loaded says so when an answer needs it."""
+    wait for it; one that cannot be loaded says so when an answer needs it. With `make`
+    False, only where nothing must be downloaded or exported first (`rag ask` warms it up
+    in a thread that dies with the process, which would leave an export half made)."""
+    if not make and not _ready(settings):
+        return
     try:
         v = load_verifier(settings)
     except VerifierError:

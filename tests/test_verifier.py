@@ -3,6 +3,7 @@ default where it can judge (verifier=auto), in strict mode for every answer (ver
 
 import dataclasses
 import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -159,3 +160,40 @@ def test_a_failed_export_falls_back_to_torch_and_is_not_tried_at_every_start(tmp
         assert vf._exported(folder, weights_hash(folder), other, retry=True) is None and len(calls) == 2  # … but here
     finally:
         failed.unlink(missing_ok=True)
+
+
+def test_rag_ask_warms_it_up_only_when_nothing_must_be_made_first(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(vf, "load_verifier", lambda settings: calls.append(settings))
+    nothing_here = Settings(models_dir=tmp_path / "models")  # the model itself would be downloaded
+    vf.warm_up(nothing_here, make=False)
+    assert calls == []
+    vf.warm_up(nothing_here)  # the app's warm-up makes what is missing
+    assert len(calls) == 1
+
+
+@pytest.mark.model
+def test_a_missing_export_is_not_begun_by_a_warm_up_that_may_be_cut_short(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    other = tmp_path / "verifier.npz"  # adapters of their own: no export of them yet
+    np.savez(other, **dict(np.load(vf.WEIGHTS)), note=np.array("test"))
+    assert vf._ready(Settings())  # the shipped adapters' export exists (made by rag model fetch) …
+    monkeypatch.setattr(vf, "WEIGHTS", other)
+    assert not vf._ready(Settings())  # … theirs does not
+
+
+@pytest.mark.model
+def test_a_damaged_export_is_a_clear_error_that_says_what_to_do(tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    folder = ensure_model(Settings().model, Settings().models_dir)
+    other = tmp_path / "verifier.npz"
+    np.savez(other, **dict(np.load(vf.WEIGHTS)), note=np.array("damaged"))
+    target = vf.export_dir(folder, other)
+    target.mkdir()
+    try:
+        (target / "check.json").write_text(json.dumps({"format": vf.EXPORT_FORMAT, "source_sha256": weights_hash(folder)}))
+        (target / "model.xml").write_text("<net>cut short")
+        with pytest.raises(vf.VerifierError, match="cannot be loaded .*delete that folder and run `rag model fetch`"):
+            vf._load(Settings().model, str(Settings().models_dir), "float32", str(other))
+    finally:
+        shutil.rmtree(target)
