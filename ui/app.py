@@ -150,8 +150,9 @@ def sidebar(engine: Engine, index: Index, builds: Builds) -> tuple[int, str]:
             (T("fact_dims"), str(m["model"]["dim"])),
             (T("fact_built"), m.get("built_at", "?").replace("T", " ")),
             (T("fact_corpus"), s.relative(s.corpus_dir)),
-            (T("fact_abstains"), abstention_rule(index, s)),
         ]))
+        with st.expander(T("fact_abstains")):  # the rule in full, technical: one click away
+            st.html(render.note_html(abstention_rule(index, s)))
         st.header(T("sidebar_retrieval"))
         k = st.slider(T("k"), 1, 20, value=s.k, key="k")
         mode = st.radio(T("mode"), MODES, index=MODES.index(s.mode), horizontal=True, key="mode",
