@@ -108,6 +108,25 @@ def _prompts(model_folder: Path) -> dict[str, str]:
     return cfg.get("prompts") or {}
 
 
+def pad(id_lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token id lists as one right-padded int64 batch, and its attention mask."""
+    width = max(len(ids) for ids in id_lists)
+    ids, mask = np.zeros((len(id_lists), width), np.int64), np.zeros((len(id_lists), width), np.int64)
+    for row, one in enumerate(id_lists):
+        ids[row, :len(one)], mask[row, :len(one)] = one, 1
+    return ids, mask
+
+
+def attention_bias(attention_mask):
+    """The additive attention mask of a traced export: bidirectional attention over the real
+    tokens. The sliding window (512) spans every input (≤ 512 tokens), so both layer kinds
+    take the same one (transformers' own mask code cannot be traced)."""
+    import torch
+
+    bias = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+    return {"full_attention": bias, "sliding_attention": bias}
+
+
 def _traceable(st):
     """The sentence-transformers pipeline as one traceable module: (input_ids, attention_mask)
     → (token vectors, sentence vector). torch is imported here, at export only."""
@@ -119,12 +138,8 @@ def _traceable(st):
             self.st = st
 
         def forward(self, input_ids, attention_mask):
-            # bidirectional attention over the real tokens; the sliding window (512) spans
-            # every input (≤ 512 tokens), so both layer kinds take the same padding mask
-            bias = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
             hidden = self.st[0].auto_model(
-                input_ids=input_ids, attention_mask={"full_attention": bias, "sliding_attention": bias},
-            ).last_hidden_state
+                input_ids=input_ids, attention_mask=attention_bias(attention_mask)).last_hidden_state
             features = {"token_embeddings": hidden, "attention_mask": attention_mask}
             for module in list(self.st)[1:]:
                 features = module(features)
@@ -256,12 +271,7 @@ class OpenVINOEmbedder(Embedder):
         out: list = [None] * len(encs)
         for start in range(0, len(order), self.batch_size):
             part = order[start:start + self.batch_size]
-            width = max(len(encs[i].ids) for i in part)
-            ids = np.zeros((len(part), width), dtype=np.int64)
-            mask = np.zeros((len(part), width), dtype=np.int64)
-            for row, i in enumerate(part):
-                n = len(encs[i].ids)
-                ids[row, :n], mask[row, :n] = encs[i].ids, 1
+            ids, mask = pad([encs[i].ids for i in part])
             with self._lock:
                 res = self.request.infer({"input_ids": ids, "attention_mask": mask})
                 tokens = np.array(res["token_embeddings"], dtype=np.float32)

@@ -148,15 +148,13 @@ class OpenVINOVerifier:
 
     def score(self, question: str, sentences: list[str], batch: int = 16) -> np.ndarray:
         """Log-odds per sentence that it states the answer to `question`."""
+        from rag.openvino_backend import pad
+
         out = np.zeros(len(sentences), np.float32)
         encs = self.tokenizer.encode_batch([(QUERY_PROMPT + question, TEXT_PROMPT + s) for s in sentences])
         for i in range(0, len(encs), batch):
-            part = encs[i:i + batch]
-            width = max(len(e.ids) for e in part)
-            ids, mask = np.zeros((len(part), width), np.int64), np.zeros((len(part), width), np.int64)
-            for row, e in enumerate(part):
-                ids[row, :len(e.ids)], mask[row, :len(e.ids)] = e.ids, 1
-            out[i:i + len(part)] = _RUNNER.submit(self._forward, ids, mask).result()
+            ids, mask = pad([e.ids for e in encs[i:i + batch]])
+            out[i:i + len(ids)] = _RUNNER.submit(self._forward, ids, mask).result()
         return out
 
 
@@ -182,6 +180,8 @@ def export_openvino(folder: Path, weights_sha: str, weights: Path = WEIGHTS, on_
     import openvino as ov
     import torch
 
+    from rag import openvino_backend as ovb
+
     progress = on_progress or (lambda *a: None)
     stage = "exporting the verifier to OpenVINO (once)"
     target = export_dir(folder, weights)
@@ -196,10 +196,7 @@ def export_openvino(folder: Path, weights_sha: str, weights: Path = WEIGHTS, on_
             self.model = ref.model
 
         def forward(self, input_ids, attention_mask):
-            # bidirectional attention over the real tokens (as rag.openvino_backend builds it)
-            bias = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
-            h = self.model(input_ids=input_ids,
-                          attention_mask={"full_attention": bias, "sliding_attention": bias}).last_hidden_state
+            h = self.model(input_ids=input_ids, attention_mask=ovb.attention_bias(attention_mask)).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(torch.float32)
             return ((h * m).sum(1) / m.sum(1)) @ ref.head_w + ref.head_b
 
