@@ -54,7 +54,7 @@ def training_rows(engine, records) -> tuple[np.ndarray, np.ndarray, list[str], l
         rep = r.reply
         alone, ctx = (rep.answer, rep.other) if rep.reading == "alone" else (rep.other, rep.answer)
         q_vec = engine.embedder.embed_queries([r.turn.item.question])[0]
-        X.append(followup_features(engine.index, engine.embedder, q_vec, alone, ctx))
+        X.append(followup_features(engine.index, engine.embedder, q_vec, alone, ctx, rep.judgement.context_verified))
         y.append(float(r.turn.type == "follow-up"))
         ids.append(r.dialogue)
         types.append(r.turn.type)
@@ -79,11 +79,17 @@ def fit_with_shift(X, y, types, C: float) -> tuple[FollowUpModel, float]:
     return FollowUpModel(model.mean, model.scale, model.coef, model.bias - shift), shift
 
 
-def show(title: str, records) -> None:
+def show(title: str, records, misses: bool = False) -> None:
     print(f"\n{title}\n")
     print(format_table(records))
     for t, m, ok in targets(records):
         print(f"- {'met' if ok else 'NOT met'}: {t}: {m}")
+    if misses:
+        print("\nTurns read the wrong way, off-topic turns answered, switches citing the previous topic:\n")
+        for r in records:
+            if r.reading_ok is False or (r.turn.type == "off-topic" and not r.abstained) or r.cites_previous_topic:
+                print(f"- {r.dialogue} turn {r.n} ({r.turn.type}), read {r.reply.reading}, "
+                      f"{'abstained' if r.abstained else 'answered'}: {r.turn.item.question}")
 
 
 def main() -> int:
@@ -121,7 +127,7 @@ def main() -> int:
     show("The rule without a model (in context when its evidence is better and the question fits its answer)", rule)
     show("The follow-up model, leave one opening language out (fitted on the dialogues opening in the two others; "
          f"decision shifted by {', '.join(f'{x:g}' for x in shifts)} chosen on those, off-topic errors counting double)",
-         held_out)
+         held_out, misses=True)
 
     if args.write_calibration:
         model, shift = fit_with_shift(X, y, types, args.C)

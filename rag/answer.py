@@ -75,7 +75,9 @@ class Answer:
     sentences: tuple[str, ...] = ()
     pair: str = ""  # question language > language of the best sentence's document, e.g. "en>ar"
     best: int = -1  # index sentence the evidence was measured on (the scorer's best), -1 if none
-    verified: float | None = None  # the verifier's best log-odds − its threshold (None: not read by it)
+    verified: float | None = None  # the verifier's best log-odds − the threshold it was held to: its own where
+                                   # it judges, the veto threshold elsewhere (None: not read by it)
+    candidates: tuple[int, ...] = ()  # the scorer's best sentences (index sentences), best first, before any reading
 
     @property
     def margin(self) -> float:
@@ -131,6 +133,7 @@ FEATURES = ("cos", "overlap", "neighbour_cos", "numeric_match", "novelty", "log_
 DEFAULT_WEIGHTS = {"bias": 0.0, "cos": 1.0, "overlap": 0.3}
 DEFAULT_MARGIN = 0.08
 DENSE_SCAN = 10  # answer_pool looks this far down the ranking for the passage closest by cosine
+CANDIDATES = 6  # the scorer's best sentences an Answer keeps (rag.conversation has the verifier read them)
 REDUNDANT_COSINE = 0.92  # a runner-up this close to a chosen sentence repeats it
 REDUNDANT_OVERLAP = 0.8  # … or when this share of the shorter one's words are in the other
 
@@ -266,6 +269,26 @@ def verifier_reads(index: Index, settings: Settings, pair: str, own_words: bool)
     return own_words and pair in index.tuning.get("verifier", {}).get("pairs", ())
 
 
+def verifier_vetoes(index: Index, settings: Settings, pair: str, own_words: bool) -> bool:
+    """Whether the verifier may only veto this answer: with verifier=auto, a question read
+    on its own words in a language pair it does not judge (see verifier_reads), where
+    rag/calibration.json has a veto threshold ("verifier" "veto_threshold", fitted by
+    eval/fit_veto.py)."""
+    spec = index.tuning.get("verifier", {})
+    return (settings.verifier == "auto" and own_words and "veto_threshold" in spec
+            and pair not in spec.get("pairs", ()))
+
+
+def veto(verifier, index: Index, scored: list[tuple[float, int, Hit]], question: str) -> float:
+    """The verifier's best log-odds over the scorer's best `top_k` candidates − the veto
+    threshold (negative: not one of them comes near stating what is asked; the order is
+    left to the scorer and the reader)."""
+    spec = index.tuning["verifier"]
+    top = scored[: int(spec.get("top_k", 6))]
+    logits = verifier.score(question, [index.sentence_text(j) for _, j, _ in top])
+    return float(logits.max()) - float(spec["veto_threshold"])
+
+
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings,
            verified: set[int] | None = None) -> list[tuple[float, int, Hit]]:
     """The best sentence, plus up to max_sentences-1 close runners-up that add evidence for it.
@@ -376,16 +399,23 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     evidence, threshold, pair = decide(index, settings, hits, scored, j_vec, j_text, lang)
     abstained = not scored or (threshold is not None and evidence < threshold)
     best = scored[0][1] if scored else -1
-    t_read = time.perf_counter()
+    candidates = tuple(j for _, j, _ in scored[:CANDIDATES])
+    t_verify = time.perf_counter()
     verified, passed = None, None
     reads = not abstained and verifier_reads(index, settings, pair, own_words=judge_as is None)
-    verifier = load_verifier(settings) if reads else None
-    if verifier is not None:
+    vetoes = not abstained and not reads and verifier_vetoes(index, settings, pair, own_words=judge_as is None)
+    verifier = load_verifier(settings) if reads or vetoes else None
+    if verifier is not None and reads:
         # the turn's own words (measured: reading the conversation's search text instead lets
         # more off-topic turns through)
         scored, verified, passed = verify(verifier, index, scored, question)
-        abstained = verified < 0
-    elif not abstained and reader is not None:
+    elif verifier is not None:
+        verified = veto(verifier, index, scored, question)
+    abstained = abstained or (verified is not None and verified < 0)
+    t_read = time.perf_counter()
+    t_verify = t_read - t_verify
+    if not abstained and not (reads and verifier is not None) and reader is not None:
+        # the reader orders the candidates where the verifier does not (it replaces the reader)
         from rag.reader import read
 
         scored = read(reader, embedder, index, scored, rows, q_tokens)
@@ -404,11 +434,12 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     text = " ".join(parts) if parts else NO_ANSWER.get(lang, NO_ANSWER["en"])
     t3 = time.perf_counter()
     timings = {"embed": round((t1 - t0) * 1000, 1), "retrieve": round((t2 - t1) * 1000, 1),
-               "select": round((t3 - t2 - t_read) * 1000, 1), "read": round(t_read * 1000, 1),
+               "select": round((t3 - t2 - t_read - t_verify) * 1000, 1), "read": round(t_read * 1000, 1),
+               "verify": round(t_verify * 1000, 1),
                "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
                   lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair,
-                  best, verified)
+                  best, verified, candidates)
 
 
 def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple[float, int, Hit]],
@@ -440,8 +471,12 @@ def abstention_rule(index: Index, settings: Settings) -> str:
         return _first_rule(index, settings)
     where = ("every answer" if settings.verifier == "on"
              else f"a question read on its own words in {', '.join(spec.get('pairs', ())) or 'no language pair'}")
-    return (f"{_first_rule(index, settings)}; or, for {where}, when the verifier reads none of the best "
+    rule = (f"{_first_rule(index, settings)}; or, for {where}, when the verifier reads none of the best "
             f"{spec.get('top_k', 6)} sentences as stating the answer (log-odds below {spec.get('threshold', 0.0):+.2f})")
+    if settings.verifier == "auto" and "veto_threshold" in spec:
+        rule += (f"; in other language pairs, when none comes near it (log-odds below "
+                 f"{spec['veto_threshold']:+.2f})")
+    return rule
 
 
 def _first_rule(index: Index, settings: Settings) -> str:

@@ -15,14 +15,17 @@ other one too, so a user can take the turn the other way without waiting
 (`Reply.swapped`). Keywords ("and", "it", "او") play no part: "What is NATO?" is a
 follow-up only if reading it with the previous turn finds better evidence.
 
-Which reading to keep is decided by a small logistic model over three signals (FEATURES),
+Which reading to keep is decided by a small logistic model over five signals (FEATURES),
 fitted on the dialogue gold set by eval/bench_followups.py and shipped in
-rag/calibration.json: how clearly the question is answered alone; how well the question
-itself fits the answer found in context, against the best it finds alone ("What is the
-capital of Australia?" asked after a question about Kallas finds the Kallas sentence
-through the previous question, not through its own words); and how close the question
-is to questions that say nothing on their own ("and then?", "و بعد؟", "متى؟"), measured by
-the embedding model, in any language. Without the model a simpler rule decides.
+rag/calibration.json: how clearly the question is answered alone, and in context; how
+well the question itself fits the answer found in context, against the best it finds
+alone ("What is the capital of Australia?" asked after a question about Kallas finds the
+Kallas sentence through the previous question, not through its own words); how close the
+question is to questions that say nothing on their own ("and then?", "و بعد؟", "متى؟"),
+measured by the embedding model, in any language; and whether the verifier, reading the
+question's own words beside the in-context reading's best sentences, finds one that
+states what is asked (a self-contained question that only borrows the previous turn's
+evidence is read alone, where it may abstain). Without the model a simpler rule decides.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from rag.config import Settings
 from rag.embedding import Embedder
 from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
 from rag.index import Index
+from rag.verifier import load_verifier
 
 READINGS = ("alone", "in-context")
 MAX_CONTEXT_CHARS = 600  # the in-context search text keeps at most this much of the previous one
@@ -60,6 +64,7 @@ class Judgement:
     context_margin: float  # … of the reading in context
     own_fit_gap: float  # cosine of the question alone with the in-context answer − with its own best sentence
     content_free: float  # cosine of the question with questions that say nothing on their own
+    context_verified: float | None  # the verifier on the question's own words and the in-context candidates
     reason: str  # why the reading kept was kept, in words
 
 
@@ -110,7 +115,9 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
                         only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]))
-    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model)
+    verified = context_verified(index, settings, question, in_context)
+    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model,
+                      verified)
     if judgement.reason.startswith("in context"):
         return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
     return Reply(question, alone, READINGS[0], question, in_context, query, previous.question, judgement)
@@ -128,7 +135,10 @@ FEATURES = (
     "context_margin",  # the reading in context: the same
     "own_fit_gap",   # cosine of the question alone with the in-context answer − with its own best sentence
     "content_free",  # cosine of the question with the mean of CONTENT_FREE
+    "context_verified",  # the verifier's best log-odds, the question's own words against the in-context
+                         # reading's best candidates, − the pair's threshold (context_verified)
 )
+VERIFIED_CLIP = 3.0
 @functools.lru_cache(maxsize=4)
 def content_free_vector(embedder: Embedder) -> np.ndarray:
     """The normalised mean query vector of CONTENT_FREE (computed once per embedder)."""
@@ -162,13 +172,35 @@ def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:
     return FollowUpModel(*fit_standardised(X, y, C))
 
 
+def context_verified(index: Index, settings: Settings, question: str, in_context: Answer) -> float | None:
+    """The verifier's best log-odds for the question's own words against the in-context
+    reading's best candidates, less the threshold an answer in that language pair is held
+    to (its judging threshold where it judges, the lower veto threshold elsewhere: see
+    rag.answer.verifier_vetoes), clipped to ±VERIFIED_CLIP (-VERIFIED_CLIP when there is no
+    candidate); None where there is no verifier (verifier=off, the tests' hash model)."""
+    spec = index.tuning.get("verifier")
+    verifier = load_verifier(settings) if spec is not None else None
+    if verifier is None:
+        return None
+    if not in_context.candidates:
+        return -VERIFIED_CLIP
+    judged = in_context.pair in spec.get("pairs", ())
+    threshold = float(spec.get("threshold", 0.0) if judged else spec.get("veto_threshold", spec.get("threshold", 0.0)))
+    logits = verifier.score(question, [index.sentence_text(j) for j in in_context.candidates[: int(spec.get("top_k", 6))]])
+    return float(np.clip(float(logits.max()) - threshold, -VERIFIED_CLIP, VERIFIED_CLIP))
+
+
 def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer,
-                      in_context: Answer) -> np.ndarray:
+                      in_context: Answer, verified: float | None, model: FollowUpModel | None = None) -> np.ndarray:
+    """One row of FEATURES. `verified` (context_verified) None: the model's mean, so that
+    it weighs nothing either way (0.0 without a model)."""
     sv = index.sentence_vectors
     own_best = float(sv[alone.best] @ q_vec) if alone.best >= 0 else 0.0
     own_fit = float(sv[in_context.best] @ q_vec) if in_context.best >= 0 else 0.0
-    return np.array([alone.margin, in_context.margin, own_fit - own_best, float(content_free_vector(embedder) @ q_vec)],
-                    np.float32)
+    if verified is None:
+        verified = float(model.mean[FEATURES.index("context_verified")]) if model is not None else 0.0
+    return np.array([alone.margin, in_context.margin, own_fit - own_best, float(content_free_vector(embedder) @ q_vec),
+                     verified], np.float32)
 
 
 # without a fitted model: in context only when its evidence beats the reading alone and
@@ -177,11 +209,11 @@ OWN_FIT_SLACK = 0.10
 
 
 def judge(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer, in_context: Answer,
-          model: FollowUpModel | None = None) -> Judgement:
+          model: FollowUpModel | None = None, verified: float | None = None) -> Judgement:
     """Which reading to keep. With the follow-up model (shipped in rag/calibration.json):
     in context when its log-odds that the turn is a follow-up are positive. Without it: in
     context only when its evidence is better and the question itself fits its answer."""
-    x = followup_features(index, embedder, q_vec, alone, in_context)
+    x = followup_features(index, embedder, q_vec, alone, in_context, verified, model)
     a, c = alone.margin, in_context.margin
     if model is not None:
         score = model.score(x)
@@ -195,4 +227,4 @@ def judge(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer, in
         reason = "alone: the question itself does not fit the answer found in context"
     else:
         reason = "in context: the previous turn's evidence answers it more clearly"
-    return Judgement(a, c, float(x[2]), float(x[3]), reason)
+    return Judgement(a, c, float(x[2]), float(x[3]), verified, reason)

@@ -15,7 +15,9 @@ from rag.conversation import (
     FollowUpModel,
     Reply,
     context_query,
+    context_verified,
     fit_followup,
+    followup_features,
     judge,
     reply,
 )
@@ -53,7 +55,8 @@ def test_context_carries_the_kept_reading():
 
 
 def test_follow_up_model_round_trips_and_refuses_other_features():
-    X = np.array([[2.0, 1.0, 0.0, 0.1], [-1.0, 2.0, 0.0, 0.5], [3.0, 1.0, -0.3, 0.05], [-2.0, 2.0, 0.0, 0.6]], np.float32)
+    X = np.array([[2.0, 1.0, 0.0, 0.1, -1.0], [-1.0, 2.0, 0.0, 0.5, 0.5], [3.0, 1.0, -0.3, 0.05, -2.0],
+                  [-2.0, 2.0, 0.0, 0.6, 1.0]], np.float32)
     y = np.array([0.0, 1.0, 0.0, 1.0])
     m = fit_followup(X, y)
     again = FollowUpModel.from_dict(json.loads(json.dumps(m.to_dict())))
@@ -75,6 +78,19 @@ def test_judge_follows_the_model_and_the_rule(tiny_engine):
     assert judge(idx, emb, q_vec, alone, _answer(abstained=True, evidence=-0.5, best=0)).reason.startswith("alone")
     # … nor one that is not clearly better than the reading alone
     assert judge(idx, emb, q_vec, _answer(evidence=3.0, best=0), ctx).reason.startswith("alone")
+
+
+def test_without_a_verifier_its_feature_weighs_nothing_either_way(tiny_engine):
+    idx, emb, s = tiny_engine.index, tiny_engine.embedder, tiny_engine.settings
+    assert context_verified(idx, s, "and then?", _answer(best=0)) is None  # the tests' hash model has none
+    q_vec = emb.embed_queries(["and then?"])[0]
+    k = FEATURES.index("context_verified")
+    mean = np.arange(len(FEATURES), dtype=np.float32)
+    m = FollowUpModel(mean, np.ones(len(FEATURES), np.float32), np.ones(len(FEATURES), np.float32), 0.0)
+    x = followup_features(idx, emb, q_vec, _answer(best=0), _answer(best=0), None, m)
+    assert x[k] == mean[k]  # standardised: 0, whatever its weight
+    assert followup_features(idx, emb, q_vec, _answer(best=0), _answer(best=0), None)[k] == 0.0
+    assert followup_features(idx, emb, q_vec, _answer(best=0), _answer(best=0), -1.5, m)[k] == -1.5
 
 
 def test_reply_reads_a_second_turn_both_ways(tiny_engine):
@@ -204,3 +220,21 @@ def test_retrieval_leans_on_or_keeps_to_the_preferred_documents(tiny_engine):
     assert [h.passage.id for h in retrieve_for_answer(idx, q, q_vec, s, prefer={"absent"}, only_preferred=True)] == \
         [h.passage.id for h in plain]
 
+
+
+@pytest.mark.model
+def test_a_near_miss_after_a_follow_up_is_read_alone_where_the_verifier_rejects_it(seed_engine):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dialogue = next(d for d in load_dialogues(root / "eval" / "gold" / "dialogues.jsonl", root) if d.id == "dlg-fa-01")
+    first, follow, near = run_dialogues(seed_engine, [dialogue], progress=False)
+    # "درباره چه موضوعی؟" (about what?) says nothing alone: read in context, and answered
+    assert follow.reply.reading == "in-context" and not follow.abstained
+    # "لاوروف از چه سالی وزیر خارجه روسیه است؟" (since when has Lavrov been foreign minister?):
+    # Lavrov is in the article, the year is not; the verifier finds no in-context sentence that
+    # states it, so it is read alone, and abstains
+    j = near.reply.judgement
+    assert j.context_verified is not None and j.context_verified < 0
+    assert near.reply.reading == "alone" and near.abstained and not near.reply.answer.citations
+    assert near.reply.other is not None and not near.reply.other.abstained  # in context it would have been answered

@@ -90,11 +90,13 @@ def test_reader_off_answers_what_the_reader_misses(seed_engine):
     question, pair, doc, fact = READER_MISSES[0]
     ans = seed_engine.ask(question, settings=seed_engine.settings.replace(reader="off"))
     assert normalize(fact) in normalize(ans.text) and ans.timings_ms["read"] == 0.0
+    assert ans.verified is not None and ans.timings_ms["verify"] > 0  # ar>fa: the veto still reads it
 
 
 def test_the_reader_reads_with_the_real_model(seed_engine):
-    ans = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟")
-    assert ans.timings_ms["read"] > 0 and "۵۰ دقیقه" in ans.sentences[0]
+    # fa>fa is a pair the verifier judges (it then replaces the reader): the verifier off
+    ans = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", settings=seed_engine.settings.replace(verifier="off"))
+    assert ans.timings_ms["read"] > 0 and ans.timings_ms["verify"] == 0.0 and "۵۰ دقیقه" in ans.sentences[0]
 
 
 @pytest.mark.parametrize("question", OFF_TOPIC)

@@ -99,7 +99,8 @@ def test_the_verifier_reads_question_and_sentence_together():
 def test_strict_mode_abstains_where_the_sources_only_share_the_subject(seed_engine):
     strict = seed_engine.settings.replace(verifier="on")
     near_miss = "كم يبلغ عدد سكان جنيف؟"  # Geneva is in the corpus (in Persian), its population is not
-    assert not seed_engine.ask(near_miss).abstained  # the default answers it, with a citation (ar>fa: not read)
+    off = seed_engine.settings.replace(verifier="off")
+    assert not seed_engine.ask(near_miss, settings=off).abstained  # without it: answered, with a citation
     ans = seed_engine.ask(near_miss, settings=strict)
     assert ans.abstained and ans.verified < 0 and not ans.citations
     clear = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", settings=strict)
@@ -115,10 +116,33 @@ def test_by_default_it_abstains_on_a_near_miss_in_a_pair_it_knows(seed_engine):
     assert ans.abstained and ans.verified < 0 and not ans.citations
     clear = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", settings=seed_engine.settings.replace(verifier="auto"))
     assert not clear.abstained and clear.verified > 0 and "۵۰ دقیقه" in clear.citations[0].text
-    # an English question over the Persian article: a pair it never saw, left to the reader
+    # an English question over the Persian article: a pair it does not judge, where it may only veto
     other = seed_engine.ask("How long did the phone call between Putin and Trump last?",
                             settings=seed_engine.settings.replace(verifier="auto"))
-    assert other.verified is None and not other.abstained
+    assert other.pair == "en>fa" and not other.abstained and other.verified > 0  # above the veto threshold
+    assert "۵۰ دقیقه" in other.citations[0].text
+
+
+@pytest.mark.model
+def test_in_a_pair_it_does_not_judge_it_vetoes_only_a_far_miss(seed_engine):
+    auto = seed_engine.settings.replace(verifier="auto")
+    spec = seed_engine.index.tuning["verifier"]
+    far = seed_engine.ask("كم يبلغ عدد سكان جنيف؟", settings=auto)  # Arabic over the Persian article
+    assert far.pair == "ar>fa" and far.abstained and not far.citations
+    assert far.verified < 0  # its best log-odds are below the veto threshold, far below the judging one
+    assert spec["veto_threshold"] < spec["threshold"]
+    # the rule the report prints says so
+    from rag.answer import abstention_rule
+
+    assert f"{spec['veto_threshold']:+.2f}" in abstention_rule(seed_engine.index, auto)
+    # without a veto threshold in the tuning, the same answer is left to the reader, as before
+    saved = seed_engine.index.calibration
+    seed_engine.index.calibration = seed_engine.index.tuning | {
+        "verifier": {k: v for k, v in spec.items() if k != "veto_threshold"}}
+    try:
+        assert not seed_engine.ask("كم يبلغ عدد سكان جنيف؟", settings=auto).abstained
+    finally:
+        seed_engine.index.calibration = saved
 
 
 @pytest.mark.model
