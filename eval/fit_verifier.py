@@ -84,6 +84,19 @@ def pipeline_rows(index, items, verifier: Verifier) -> list[dict]:
     return rows
 
 
+def sweep(best: np.ndarray, ans: np.ndarray, grid: np.ndarray, max_wrong: float,
+          header: str = "| threshold | answerable now abstained (wrong) | unanswerable now abstained |") -> float:
+    """Print, for every fifth threshold of `grid`, the share of answerable and unanswerable
+    questions whose best log-odds fall below it, and return the highest threshold of `grid`
+    below which at most `max_wrong` of the answerable ones fall."""
+    print(header)
+    print("|---|---|---|")
+    for t in grid[::5]:
+        print(f"| {t:+.1f} | {np.mean(best[ans] < t):.3f} | "
+              + (f"{np.mean(best[~ans] < t):.3f}" if (~ans).any() else "—") + " |")
+    return float(max(t for t in grid if np.mean(best[ans] < t) <= max_wrong))
+
+
 def fit(rows: list[dict], max_wrong: float) -> dict:
     """Table 2 and the fitted weight and threshold."""
     order = [r for r in rows if r["answerable"] and r["labels"].any()]
@@ -107,12 +120,7 @@ def fit(rows: list[dict], max_wrong: float) -> dict:
     best = np.array([r["logits"].max() for r in passed])
     print(f"\n3. Abstention, among the {len(passed)} question variants the answerability model answers "
           f"({ans.sum()} answerable, {(~ans).sum()} not)\n")
-    print("| threshold | answerable now abstained (wrong) | unanswerable now abstained |")
-    print("|---|---|---|")
-    grid = np.round(np.arange(-2.0, 2.01, 0.1), 2)
-    for t in grid[::5]:
-        print(f"| {t:+.1f} | {np.mean(best[ans] < t):.3f} | {np.mean(best[~ans] < t):.3f} |")
-    threshold = max(t for t in grid if np.mean(best[ans] < t) <= max_wrong)
+    threshold = sweep(best, ans, np.round(np.arange(-2.0, 2.01, 0.1), 2), max_wrong)
     print(f"\nfitted: weight {scale * ratio:.3f} (first sentence {results[scale]:.3f}), threshold {threshold:+.2f} "
           f"(wrong {np.mean(best[ans] < threshold):.3f}, unanswerable caught {np.mean(best[~ans] < threshold):.3f})")
     return {"weight": round(float(scale * ratio), 4), "threshold": float(threshold), "top_k": TOP_K,

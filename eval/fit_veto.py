@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
 from bench_retrieval import write_tuning  # noqa: E402
+from fit_verifier import sweep  # noqa: E402
 
 from rag.answer import answer  # noqa: E402
 from rag.config import Settings  # noqa: E402
@@ -77,13 +78,8 @@ def main() -> int:
     print(cpu_flags_line())
     print(f"\n{args.gold.name}: {len(items)} questions; answered in a pair the verifier does not judge: {len(r)} "
           f"({ans.sum()} answerable, {(~ans).sum()} not; pairs {', '.join(sorted({x['pair'] for x in r}))})\n")
-    print("| veto below | answerable vetoed (wrong) | unanswerable vetoed |")
-    print("|---|---|---|")
-    grid = np.round(np.arange(-3.0, 1.01, 0.1), 2)
-    for t in grid[::5]:
-        print(f"| {t:+.1f} | {np.mean(best[ans] < t):.3f} | "
-              + (f"{np.mean(best[~ans] < t):.3f}" if (~ans).any() else "—") + " |")
-    fitted = max(t for t in grid if np.mean(best[ans] < t) <= args.max_wrong)
+    fitted = sweep(best, ans, np.round(np.arange(-3.0, 1.01, 0.1), 2), args.max_wrong,
+                   header="| veto below | answerable vetoed (wrong) | unanswerable vetoed |")
     threshold = round(float(fitted - args.margin), 2)
     print(f"\nlowest answerable: {best[ans].min():+.2f}; highest with at most {args.max_wrong:.0%} vetoed: "
           f"{fitted:+.1f}; veto threshold {threshold:+.2f} ({args.margin} lower); {time.time() - t0:.0f} s")
