@@ -83,6 +83,7 @@ class Item:
     hits: list
     qv: np.ndarray
     near: bool = False  # its own paragraph removed, the rest of its article kept (--near)
+    article: int = -1  # its article's number in its set's file (data[N]; xquad_en: -1)
 
 
 def article_groups(data: Path) -> tuple[dict[str, tuple[str, int]], list[tuple[str, str, tuple[str, ...], str]]]:
@@ -112,14 +113,14 @@ def article_groups(data: Path) -> tuple[dict[str, tuple[str, int]], list[tuple[s
 def make_items(index, embedder, work: Path, data: Path, settings: Settings, near: bool = False) -> list[Item]:
     docs_groups, english = article_groups(data)
     _, qs = br.load_sets(data)
-    questions = [(q.set, q.set, q.question, q.answers, q.doc_id, not q.impossible) for q in qs]
-    questions += [("xquad_en", grp, q, ans, doc, True) for q, doc, ans, grp in english]
+    questions = [(q.set, q.set, q.question, q.answers, q.doc_id, not q.impossible, q.article) for q in qs]
+    questions += [("xquad_en", grp, q, ans, doc, True, -1) for q, doc, ans, grp in english]
     qvecs = br.query_vectors(work, embedder, [q[2] for q in questions])
     by_article = defaultdict(set)
     for doc_id, key in docs_groups.items():
         by_article[key].add(doc_id)
     items = []
-    for (name, group, question, answers, doc_id, answerable), qv in tqdm(
+    for (name, group, question, answers, doc_id, answerable, article), qv in tqdm(
             list(zip(questions, qvecs, strict=True)), desc="questions", file=sys.stderr):
         lang = SET_LANG[name]
         hits_all = retrieve_for_answer(index, question, qv, settings, k=40)
@@ -135,7 +136,7 @@ def make_items(index, embedder, work: Path, data: Path, settings: Settings, near
             if is_near and holds.any():  # another paragraph also holds the answer: not a clean near-miss
                 continue
             items.append(Item(name, group, question, lang, answers, answerable and in_corpus, in_corpus,
-                              feats, holds & (in_corpus and answerable), refs, hits, qv, is_near))
+                              feats, holds & (in_corpus and answerable), refs, hits, qv, is_near, article))
     return items
 
 

@@ -1,9 +1,11 @@
 """Fit and measure the follow-up model (rag/conversation.py), out of sample.
 
 Every turn after the first is answered alone and in the context of the previous turn;
-the follow-up model decides which reading to keep from three signals (FEATURES): how
-clearly the question is answered alone, how well the question itself fits the answer
-found in context, and how close it is to questions that say nothing on their own.
+the follow-up model decides which reading to keep from five signals (FEATURES): how
+clearly the question is answered alone and in context, how well the question itself fits
+the answer found in context, how close it is to questions that say nothing on their own,
+and whether the verifier finds its own words stated by the in-context reading's best
+sentences.
 
 Data: eval/gold/dialogues.jsonl over the seed corpus (the project's index). A turn of
 type follow-up is a positive; switches and off-topic turns are negatives. Reported

@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -65,6 +66,7 @@ class Q:
     answers: tuple[str, ...]
     doc_id: str
     impossible: bool
+    article: int = -1  # its article's number in the set's file (data[N])
 
 
 def load_sets(data: Path, max_contexts: int = 0, seed: int = 0) -> tuple[list[Document], list[Q]]:
@@ -76,7 +78,8 @@ def load_sets(data: Path, max_contexts: int = 0, seed: int = 0) -> tuple[list[Do
         set_docs, items = load_squad(data / rel, limit=max_contexts or None, seed=seed)
         for doc in set_docs:
             docs.setdefault(doc.id, doc)
-        qs += [Q(name, i.question, i.answers, i.doc_ids[0] if i.doc_ids else "", not i.answerable) for i in items]
+        qs += [Q(name, i.question, i.answers, i.doc_ids[0] if i.doc_ids else "", not i.answerable,
+                 int(re.search(r" data\[(\d+)\]", i.origin).group(1))) for i in items]
     return list(docs.values()), qs
 
 

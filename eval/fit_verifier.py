@@ -15,6 +15,10 @@ again with its article taken out of the corpus; see eval/bench_answerability.py)
    (train_verifier.PAIRS) and of this measurement (fa>fa).
 
     python eval/fit_verifier.py [--max-wrong 0.05] [--write-calibration]
+                                [--paragraphs-only | --no-paragraphs] [--persian-half]
+
+--persian-half measures only PersianQA's odd articles, for a verifier trained with
+eval/train_verifier.py --persian (which trains on the even ones).
 
 With --write-calibration the weight and threshold are stored in rag/calibration.json.
 """
@@ -35,7 +39,7 @@ sys.path.insert(0, str(ROOT / "eval"))
 
 import bench_answerability as ba  # noqa: E402
 import bench_retrieval as br  # noqa: E402
-from train_verifier import PAIRS, answer_sentences  # noqa: E402
+from train_verifier import PAIRS, answer_sentences, persian_half  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
@@ -47,25 +51,34 @@ MEASURED_PAIR = "fa>fa"  # PersianQA and ParsiNLU: Persian questions over Persia
 SCALES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # the verifier's weight, in units of (scorer std / verifier std)
 
 
-def gold_paragraphs(data: Path, verifier: Verifier) -> None:
-    """Table 1: PersianQA's questions against every sentence of their own paragraph."""
-    d = json.loads((data / "qa/persianqa/pqa_test.json").read_text("utf-8"))
-    firsts, best, answerable = [], [], []
-    for art in tqdm(d["data"], desc="PersianQA paragraphs", file=sys.stderr):
-        for par in art["paragraphs"]:
-            texts, _ = answer_sentences(par["context"], [])
-            for q in par["qas"]:
-                logits = verifier.score(q["question"], texts)
-                best.append(float(logits.max()))
-                impossible = bool(q.get("is_impossible")) or not q["answers"]
-                answerable.append(not impossible)
-                if not impossible:
-                    firsts.append(int(np.argmax(logits)) in answer_sentences(par["context"], q["answers"])[1])
-    best, answerable = np.array(best), np.array(answerable)
-    print("\n1. PersianQA, each question against the sentences of its own paragraph\n")
-    print("| questions | answerable | answer sentence ranked first | AUC answerable vs not (best log-odds) |")
-    print("|---|---|---|---|")
-    print(f"| {len(best)} | {answerable.sum()} | {np.mean(firsts):.3f} | {ba.auc(best, answerable):.3f} |")
+def gold_paragraphs(data: Path, verifier: Verifier, keep: set[int] | None = None) -> None:
+    """Table 1: the questions of PersianQA (only its articles `keep`, where given) and of
+    ParsiNLU against every sentence of their own paragraph."""
+    print("\n1. Each question against the sentences of its own paragraph"
+          + (" (PersianQA: its odd articles)" if keep is not None else "") + "\n")
+    print("| set | questions | answerable | answer sentence ranked first | AUC answerable vs not (best log-odds) |")
+    print("|---|---|---|---|---|")
+    for name, rel, articles in (("persianqa", "qa/persianqa/pqa_test.json", keep),
+                                ("parsinlu", "qa/parsinlu_rc/train.json", None)):
+        d = json.loads((data / rel).read_text("utf-8"))["data"]
+        firsts, best, answerable = [], [], []
+        for art in tqdm([a for n, a in enumerate(d) if articles is None or n in articles], desc=name, file=sys.stderr):
+            for par in art["paragraphs"]:
+                texts, _ = answer_sentences(par["context"], [])
+                for q in par["qas"]:
+                    if not texts:
+                        continue
+                    logits = verifier.score(q["question"], texts)
+                    best.append(float(logits.max()))
+                    impossible = bool(q.get("is_impossible")) or not q["answers"]
+                    answerable.append(not impossible)
+                    if not impossible:
+                        holds = answer_sentences(par["context"], q["answers"])[1]
+                        if holds:
+                            firsts.append(int(np.argmax(logits)) in holds)
+        best, answerable = np.array(best), np.array(answerable)
+        auc = f"{ba.auc(best, answerable):.3f}" if (~answerable).any() else "—"
+        print(f"| {name} | {len(best)} | {answerable.sum()} | {np.mean(firsts):.3f} | {auc} |")
 
 
 def pipeline_rows(index, items, verifier: Verifier) -> list[dict]:
@@ -130,6 +143,10 @@ def fit(rows: list[dict], max_wrong: float) -> dict:
 def main() -> int:
     ap = ba.pool_parser(__doc__)
     ap.add_argument("--max-wrong", type=float, default=0.05)
+    ap.add_argument("--paragraphs-only", action="store_true", help="table 1 only (no pooled index)")
+    ap.add_argument("--no-paragraphs", action="store_true", help="leave table 1 out")
+    ap.add_argument("--persian-half", action="store_true",
+                    help="PersianQA's odd articles only: for a verifier trained with train_verifier.py --persian")
     args = ap.parse_args()
     if not (args.data / "qa/persianqa/pqa_test.json").exists():
         print(f"no data at {args.data}: pass --data", file=sys.stderr)
@@ -137,19 +154,26 @@ def main() -> int:
     print(cpu_flags_line())
     t0 = time.time()
     verifier = load_verifier(Settings.from_env(model=args.model, verifier="on"))
+    held = persian_half(args.data) if args.persian_half else None
     if verifier is None:
         print("no verifier for this model (rag/verifier.npz)", file=sys.stderr)
         return 2
-    gold_paragraphs(args.data, verifier)
+    if not args.no_paragraphs:
+        gold_paragraphs(args.data, verifier, held)
+    if args.paragraphs_only:
+        return 0
     index, _, items = ba.load_pool(args)
-    rows = pipeline_rows(index, [it for it in items if it.set in HELD_OUT], verifier)
+    rows = pipeline_rows(index, [it for it in items if it.set in HELD_OUT
+                                 and (held is None or it.set != "persianqa" or it.article in held)], verifier)
     spec = fit(rows, args.max_wrong)
     print(f"\n{time.time() - t0:.0f} s")
     if args.write_calibration:
         br.write_tuning(args.model, {"verifier": spec | {
-            "source": "eval/fit_verifier.py: weight and threshold fitted on persianqa and parsinlu_rc over the "
+            "source": "eval/fit_verifier.py: weight and threshold fitted on persianqa"
+                      + (" (its odd articles)" if held is not None else "") + " and parsinlu_rc over the "
                       f"pooled index ({len(rows)} question variants; at most {args.max_wrong:.0%} wrong "
-                      "abstentions); the verifier itself trained on xquad_ar, xquad.en and mlqa_ar_dev "
+                      "abstentions); the verifier itself trained on xquad_ar, xquad.en and mlqa_ar_dev"
+                      + (" and persianqa's even articles" if held is not None else "") + " "
                       "(eval/train_verifier.py); pairs: those of its training (ar>ar, en>ar) and of this "
                       "measurement (fa>fa), where verifier=auto lets it judge"}})
     return 0

@@ -5,6 +5,10 @@ Pairs (question, sentence) from the SQuAD-format sets in ../shared/data: the sen
 same paragraph are negatives (the near-misses that matter: same subject, not the fact).
 Trained on xquad_ar, xquad.en (English questions over the parallel Arabic paragraphs)
 and mlqa_ar_dev, all CC BY-SA; PersianQA and ParsiNLU are kept out, to measure on.
+--persian (tried on 2026-12-06, not shipped: see the README) adds the even-numbered
+articles of PersianQA, whose unanswerable questions give three negatives each (the
+sentences of their paragraph that share most words with them: the subject is there, the
+fact is not); the odd ones are then measured with eval/fit_verifier.py --persian-half.
 
 Adapters of rank 8 on the seven projections of the top 8 layers, a linear head on the
 mean of the last layer, one epoch of binary cross-entropy (positives weighted 2), AdamW.
@@ -33,10 +37,11 @@ sys.path.insert(0, str(ROOT))
 from rag.config import Settings  # noqa: E402
 from rag.models import ensure_model, weights_hash  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
-from rag.text import sentences  # noqa: E402
+from rag.text import sentences, tokens  # noqa: E402
 from rag.verifier import ATTENTION, FEED_FORWARD, MAX_TOKENS, QUERY_PROMPT, TEXT_PROMPT  # noqa: E402
 
 TRAIN = {"xquad_ar": "qa/xquad_ar/xquad.ar.json", "mlqa_ar": "qa/mlqa_ar_dev/MLQA-dev-context-ar-question-ar.json"}
+PERSIAN = "qa/persianqa/pqa_test.json"  # half of its articles (persian_half), unanswerable questions included
 EN = "qa/xquad_ar/xquad.en.json"  # questions in English; answers and sentences from the Arabic parallel
 PAIRS = ("ar>ar", "en>ar")  # the language pairs (question > sentence) of the training pairs
 TOP, RANK, ALPHA, NEGATIVES, BATCH = 8, 8, 16, 3, 16
@@ -51,7 +56,7 @@ def answer_sentences(context: str, answers: list[dict]) -> tuple[list[str], set[
     return [context[sp.start:sp.end] for sp in spans], holds
 
 
-def pairs(data: Path, rng: random.Random) -> list[tuple[str, str, float]]:
+def pairs(data: Path, rng: random.Random, persian: bool = False) -> list[tuple[str, str, float]]:
     out = []
 
     def add(question, context, answers):
@@ -77,7 +82,27 @@ def pairs(data: Path, rng: random.Random) -> list[tuple[str, str, float]]:
                 for q in par["qas"]:
                     if q["answers"]:
                         add(q["question"], par["context"], q["answers"])
+    if persian:  # PersianQA's even articles: its answerable questions as above, and its unanswerable ones
+        for a, art in enumerate(json.loads((data / PERSIAN).read_text("utf-8"))["data"]):
+            if a % 2:
+                continue  # the odd articles are kept out, to measure on (persian_half)
+            for par in art["paragraphs"]:
+                for q in par["qas"]:
+                    if q["answers"] and not q.get("is_impossible"):
+                        add(q["question"], par["context"], q["answers"])
+                    else:  # no sentence states it: the ones sharing most words with it are negatives
+                        sents, _ = answer_sentences(par["context"], [])
+                        words = set(tokens(q["question"]))
+                        near = sorted(range(len(sents)), key=lambda k: -len(words & set(tokens(sents[k]))))
+                        out.extend((q["question"], sents[k], 0.0) for k in near[:NEGATIVES])
     return out
+
+
+def persian_half(data: Path, held_out: bool = True) -> set[int]:
+    """The article numbers of PersianQA (pqa_test.json) that training with persian=True keeps out
+    (held_out) or uses."""
+    n = len(json.loads((data / PERSIAN).read_text("utf-8"))["data"])
+    return {a for a in range(n) if (a % 2 == 1) == held_out}
 
 
 def main() -> int:
@@ -86,6 +111,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "rag" / "verifier.npz")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--persian", action="store_true", help="train on PersianQA's even articles too (not shipped)")
     args = ap.parse_args()
     if not (args.data / TRAIN["xquad_ar"]).exists():
         print(f"no data at {args.data}: pass --data", file=sys.stderr)
@@ -124,7 +150,7 @@ def main() -> int:
     opt = torch.optim.AdamW([{"params": [p for a in adapters.values() for p in (a.A, a.B)], "lr": 3e-4},
                              {"params": head.parameters(), "lr": 1e-3}], weight_decay=0.0)
 
-    data = pairs(args.data, rng)
+    data = pairs(args.data, rng, persian=args.persian)
     rng = random.Random(args.seed)
     order = sorted(range(len(data)), key=lambda i: len(data[i][0]) + len(data[i][1]) + rng.random() * 40)
     batches = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
