@@ -48,7 +48,11 @@ CONFUSABLE = [
 
 # The reader (rag/reader.py) puts first the sentence that matches the question best token by
 # token — "the Russian president's aide … stressed" — and the one that names him (Ushakov)
-# falls out of the three; the scorer alone (RAG_READER=off) answered it. Kept visible.
+# falls out of the three. Kept visible. It is a near tie (14.575 against 14.565 in float32):
+# in bfloat16 an AMD EPYC without AMX puts Ushakov first (14.582 against 14.569) where an
+# Intel Xeon with AMX does not, so these tests run in float32, whose outcome does not
+# depend on the CPU. The scorer alone (RAG_READER=off) answered it with Intel's bfloat16
+# but not in float32: which of the two sentences it puts first is not tested.
 READER_MISSES = [
     ("من هو مساعد الرئيس الروسي الذي تحدث عن المكالمة بين بوتين وترامب؟", "ar→fa", FA_CALL, "اوشاکوف"),
 ]
@@ -82,14 +86,15 @@ def test_confusable_cross_lingual_questions(seed_engine, question, pair, doc, fa
 @pytest.mark.xfail(reason="the reader prefers the sentence that paraphrases the question (see READER_MISSES)",
                    raises=AssertionError, strict=True)
 @pytest.mark.parametrize(("question", "pair", "doc", "fact"), READER_MISSES, ids=[c[1] for c in READER_MISSES])
-def test_reader_misses(seed_engine, question, pair, doc, fact):
-    test_cross_lingual_answers_cite_the_right_article(seed_engine, question, pair, doc, fact)
+def test_reader_misses(seed_engine_f32, question, pair, doc, fact):
+    test_cross_lingual_answers_cite_the_right_article(seed_engine_f32, question, pair, doc, fact)
 
 
-def test_reader_off_answers_what_the_reader_misses(seed_engine):
+def test_reader_off_is_not_read_but_still_vetoed(seed_engine_f32):
     question, pair, doc, fact = READER_MISSES[0]
-    ans = seed_engine.ask(question, settings=seed_engine.settings.replace(reader="off"))
-    assert normalize(fact) in normalize(ans.text) and ans.timings_ms["read"] == 0.0
+    ans = seed_engine_f32.ask(question, settings=seed_engine_f32.settings.replace(reader="off"))
+    assert not ans.abstained and ans.citations[0].source == f"corpus/{doc}.txt", ans.text
+    assert ans.timings_ms["read"] == 0.0
     assert ans.verified is not None and ans.timings_ms["verify"] > 0  # ar>fa: the veto still reads it
 
 
