@@ -83,9 +83,10 @@ def pairs(data: Path, rng: random.Random, persian: bool = False) -> list[tuple[s
                     if q["answers"]:
                         add(q["question"], par["context"], q["answers"])
     if persian:  # PersianQA's even articles: its answerable questions as above, and its unanswerable ones
+        used = persian_half(data, held_out=False)  # the odd ones are kept out, to measure on
         for a, art in enumerate(json.loads((data / PERSIAN).read_text("utf-8"))["data"]):
-            if a % 2:
-                continue  # the odd articles are kept out, to measure on (persian_half)
+            if a not in used:
+                continue
             for par in art["paragraphs"]:
                 for q in par["qas"]:
                     if q["answers"] and not q.get("is_impossible"):
