@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "eval"))
 from bench_retrieval import write_tuning  # noqa: E402
 from fit_verifier import sweep  # noqa: E402
 
-from rag.answer import answer  # noqa: E402
+from rag.answer import answer, verifier_logits  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.engine import Engine  # noqa: E402
 from rag.evaluation.gold import load_gold  # noqa: E402
@@ -51,8 +51,7 @@ def rows(engine, items) -> list[dict]:
         a = answer(index, engine.embedder, it.question, engine.settings)
         if a.abstained or a.pair in spec["pairs"] or not a.candidates:
             continue
-        top = a.candidates[: int(spec.get("top_k", 6))]
-        best = float(verifier.score(it.question, [index.sentence_text(j) for j in top]).max())
+        best = float(verifier_logits(verifier, index, it.question, a.candidates).max())
         out.append({"id": it.id, "pair": a.pair, "answerable": it.answerable, "best": best})
     return out
 

@@ -242,6 +242,13 @@ def active_reader(index: Index, settings: Settings, embedder: Embedder | None = 
     return index.reader
 
 
+def verifier_logits(verifier, index: Index, question: str, sentences) -> np.ndarray:
+    """The verifier's log-odds for `question` against the first `top_k` (rag/calibration.json,
+    "verifier") of `sentences` (the index's sentence numbers, best first)."""
+    k = int(index.tuning.get("verifier", {}).get("top_k", 6))
+    return verifier.score(question, [index.sentence_text(j) for j in list(sentences)[:k]])
+
+
 def verify(verifier, index: Index, scored: list[tuple[float, int, Hit]],
            question: str) -> tuple[list[tuple[float, int, Hit]], float, set[int]]:
     """The scorer's best `top_k` candidates read by the verifier (rag.verifier): ordered by
@@ -250,8 +257,8 @@ def verify(verifier, index: Index, scored: list[tuple[float, int, Hit]],
     that reach the threshold (only they may follow the first)."""
     spec = index.tuning.get("verifier", {})
     threshold, weight = float(spec.get("threshold", 0.0)), float(spec.get("weight", 1.0))
-    top = scored[: int(spec.get("top_k", 6))]
-    logits = verifier.score(question, [index.sentence_text(j) for _, j, _ in top])
+    logits = verifier_logits(verifier, index, question, [j for _, j, _ in scored])
+    top = scored[: len(logits)]
     combined = np.array([s for s, _, _ in top]) + weight * logits
     order = np.argsort(-combined, kind="stable")
     return ([(float(combined[i]), top[i][1], top[i][2]) for i in order], float(logits.max()) - threshold,
@@ -283,10 +290,8 @@ def veto(verifier, index: Index, scored: list[tuple[float, int, Hit]], question:
     """The verifier's best log-odds over the scorer's best `top_k` candidates − the veto
     threshold (negative: not one of them comes near stating what is asked; the order is
     left to the scorer and the reader)."""
-    spec = index.tuning["verifier"]
-    top = scored[: int(spec.get("top_k", 6))]
-    logits = verifier.score(question, [index.sentence_text(j) for _, j, _ in top])
-    return float(logits.max()) - float(spec["veto_threshold"])
+    logits = verifier_logits(verifier, index, question, [j for _, j, _ in scored])
+    return float(logits.max()) - float(index.tuning["verifier"]["veto_threshold"])
 
 
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings,

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.answer import Answer, answer, check_question, embed_questions
+from rag.answer import Answer, answer, check_question, embed_questions, verifier_logits
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
@@ -186,7 +186,7 @@ def context_verified(index: Index, settings: Settings, question: str, in_context
         return -VERIFIED_CLIP
     judged = in_context.pair in spec.get("pairs", ())
     threshold = float(spec.get("threshold", 0.0) if judged else spec.get("veto_threshold", spec.get("threshold", 0.0)))
-    logits = verifier.score(question, [index.sentence_text(j) for j in in_context.candidates[: int(spec.get("top_k", 6))]])
+    logits = verifier_logits(verifier, index, question, in_context.candidates)
     return float(np.clip(float(logits.max()) - threshold, -VERIFIED_CLIP, VERIFIED_CLIP))
 
 
