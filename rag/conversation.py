@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.answer import Answer, answer, check_question, embed_questions, verifier_logits
+from rag.answer import CANDIDATES, Answer, answer, check_question, embed_questions, verifier_logits
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
@@ -186,8 +186,13 @@ def context_verified(index: Index, settings: Settings, question: str, in_context
         return -VERIFIED_CLIP
     judged = in_context.pair in spec.get("pairs", ())
     threshold = float(spec.get("threshold", 0.0) if judged else spec.get("veto_threshold", spec.get("threshold", 0.0)))
-    logits = verifier_logits(verifier, index, question, in_context.candidates)
-    return float(np.clip(float(logits.max()) - threshold, -VERIFIED_CLIP, VERIFIED_CLIP))
+    if settings.verifier == "on" and in_context.verified is not None and int(spec.get("top_k", 6)) <= CANDIDATES:
+        # strict mode has already read these candidates with the turn's own words (rag.answer.verify,
+        # held to the judging threshold): its best log-odds, not a second pass
+        best = in_context.verified + float(spec.get("threshold", 0.0))
+    else:
+        best = float(verifier_logits(verifier, index, question, in_context.candidates).max())
+    return float(np.clip(best - threshold, -VERIFIED_CLIP, VERIFIED_CLIP))
 
 
 def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer,

@@ -238,3 +238,34 @@ def test_a_near_miss_after_a_follow_up_is_read_alone_where_the_verifier_rejects_
     assert j.context_verified is not None and j.context_verified < 0
     assert near.reply.reading == "alone" and near.abstained and not near.reply.answer.citations
     assert near.reply.other is not None and not near.reply.other.abstained  # in context it would have been answered
+
+
+@pytest.mark.model
+def test_strict_mode_reuses_its_own_verifier_pass_for_context_verified(seed_engine, monkeypatch):
+    """verifier=on reads the in-context candidates with the turn's own words already:
+    context_verified takes that pass's best log-odds, and it equals a second, fresh pass."""
+    import dataclasses
+
+    from rag.answer import verifier_logits
+    from rag.verifier import load_verifier
+
+    strict = seed_engine.settings.replace(verifier="on")
+    idx, emb = seed_engine.index, seed_engine.embedder
+    first = reply(idx, emb, "لاوروف با چه کسی تماس تلفنی داشت؟", None, strict)
+    follow = reply(idx, emb, "درباره چه موضوعی صحبت کردند؟", first.context(), strict)
+    ctx = follow.answer if follow.reading == "in-context" else follow.other
+    assert ctx.verified is not None and ctx.candidates  # strict mode read them
+    verifier = load_verifier(strict)
+    calls = []
+    score = type(verifier).score
+    monkeypatch.setattr(type(verifier), "score", lambda self, *a, **kw: calls.append(a) or score(self, *a, **kw))
+    reused = context_verified(idx, strict, follow.question, ctx)
+    assert calls == []  # no second pass
+    spec = idx.tuning["verifier"]
+    threshold = spec["threshold"] if ctx.pair in spec.get("pairs", ()) else spec["veto_threshold"]
+    fresh = float(verifier_logits(verifier, idx, follow.question, ctx.candidates).max()) - threshold
+    assert reused == pytest.approx(float(np.clip(fresh, -3.0, 3.0)), abs=1e-4)
+    assert follow.judgement.context_verified == pytest.approx(reused, abs=1e-6)
+    # auto does not read in-context answers (verified None): it scores them itself
+    assert context_verified(idx, seed_engine.settings, follow.question, dataclasses.replace(ctx, verified=None)) == \
+        pytest.approx(reused, abs=1e-4)
