@@ -299,6 +299,9 @@ def prepare(settings, on_progress=None) -> str:
 
 @functools.lru_cache(maxsize=2)
 def _load(model: str, models_dir: str, dtype: str, weights: str, backend: str = "auto") -> Verifier | OpenVINOVerifier:
+    """`dtype`: the setting (auto, float32, bfloat16), resolved per backend as the embedder's is
+    (rag.embedding.resolve_dtype: the OpenVINO export in bfloat16 only where the CPU has AMX)."""
+    from rag.embedding import resolve_dtype
     from rag.models import ensure_model, weights_hash
 
     folder = ensure_model(model, Path(models_dir))
@@ -307,11 +310,11 @@ def _load(model: str, models_dir: str, dtype: str, weights: str, backend: str = 
     ov_dir = _exported(folder, sha, Path(weights), _progress()) if backend != "torch" else None
     if ov_dir is not None:
         try:
-            return OpenVINOVerifier(folder, ov_dir, "bf16" if dtype == "bfloat16" else "f32")
+            return OpenVINOVerifier(folder, ov_dir, "bf16" if resolve_dtype(dtype, "openvino") == "bfloat16" else "f32")
         except Exception as e:  # noqa: BLE001 - a damaged export: say where it is and what to run
             raise VerifierError(f"the verifier's OpenVINO export at {ov_dir} cannot be loaded ({type(e).__name__}: "
                                 f"{' '.join(str(e).split())[:200]}): delete that folder and run `rag model fetch`") from e
-    return Verifier(folder, sha, dtype, Path(weights))
+    return Verifier(folder, sha, resolve_dtype(dtype), Path(weights))
 
 
 def _progress():
@@ -343,11 +346,9 @@ def load_verifier(settings) -> Verifier | OpenVINOVerifier | None:
     mode asked for never quietly answers as the default would."""
     if settings.verifier == "off" or settings.model.startswith("hash-"):
         return None
-    from rag.embedding import resolve_dtype
-
     backend = "torch" if settings.backend == "torch" else "auto"
     with _LOAD_LOCK:  # threads asking at once load it once
-        return _load(settings.model, str(settings.models_dir), resolve_dtype(settings.dtype), str(WEIGHTS), backend)
+        return _load(settings.model, str(settings.models_dir), settings.dtype, str(WEIGHTS), backend)
 
 
 def warm_up(settings, make: bool = True) -> None:

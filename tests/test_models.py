@@ -147,8 +147,21 @@ def test_bfloat16_only_where_the_cpu_has_it():
     assert native_bf16("flags : sse2 amx_bf16 amx_tile\n")
     assert resolve_dtype("auto") == ("bfloat16" if native_bf16() else "float32")
     assert resolve_dtype("float32") == "float32"
+    assert resolve_dtype("bfloat16", "openvino") == "bfloat16"  # asked for, it is given
     with pytest.raises(ValueError, match="dtype"):
         resolve_dtype("int8")
+
+
+def test_openvino_computes_in_bfloat16_only_with_amx(monkeypatch):
+    import rag.embedding as e
+
+    assert not e.amx_bf16("flags : fpu avx2 avx512f avx512_bf16\n")
+    assert e.amx_bf16("flags : sse2 amx_bf16 amx_tile\n")
+    for amx, native, openvino, torch in ((True, True, "bfloat16", "bfloat16"), (False, True, "float32", "bfloat16"),
+                                         (False, False, "float32", "float32")):
+        monkeypatch.setattr(e, "amx_bf16", lambda a=amx: a)
+        monkeypatch.setattr(e, "native_bf16", lambda n=native: n)
+        assert (e.resolve_dtype("auto", "openvino"), e.resolve_dtype("auto")) == (openvino, torch)
 
 
 def test_unknown_dtype_setting_is_refused():
