@@ -239,7 +239,8 @@ def load_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
     runtime.configure()
     if settings.model.startswith("hash-"):
         return HashEmbedder(int(settings.model.split("-", 1)[1]))
-    key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype), settings.backend)
+    key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype),
+           resolve_dtype(settings.dtype, "openvino"), settings.backend)  # auto may mean one or the other
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = make_embedder(settings, on_progress)
