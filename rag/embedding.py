@@ -195,27 +195,27 @@ _CACHE: dict[tuple, Embedder] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-@functools.lru_cache(maxsize=4)
-def native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it torch
-    emulates bfloat16, several times slower than float32."""
+def _flags(cpuinfo: str | None) -> set[str]:
+    """The flags of a /proc/cpuinfo text (this machine's where None; none if it cannot be read)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return False
-    return bool(runtime.cpu_flags(cpuinfo) & runtime.BF16_FLAGS)
+            return set()
+    return runtime.cpu_flags(cpuinfo)
+
+
+@functools.lru_cache(maxsize=4)
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX-512 BF16 or AMX). Without it torch
+    emulates bfloat16, several times slower than float32."""
+    return bool(_flags(cpuinfo) & runtime.BF16_FLAGS)
 
 
 @functools.lru_cache(maxsize=4)
 def amx_bf16(cpuinfo: str | None = None) -> bool:
     """Whether the CPU has AMX (Intel's matrix tiles, bfloat16)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    return "amx_bf16" in runtime.cpu_flags(cpuinfo)
+    return "amx_bf16" in _flags(cpuinfo)
 
 
 def resolve_dtype(dtype: str, backend: str = "torch") -> str:
