@@ -184,12 +184,12 @@ def context_verified(index: Index, settings: Settings, question: str, in_context
         return None
     if not in_context.candidates:
         return -VERIFIED_CLIP
-    judged = in_context.pair in spec.get("pairs", ())
-    threshold = float(spec.get("threshold", 0.0) if judged else spec.get("veto_threshold", spec.get("threshold", 0.0)))
+    judging = float(spec.get("threshold", 0.0))
+    threshold = judging if in_context.pair in spec.get("pairs", ()) else float(spec.get("veto_threshold", judging))
     if settings.verifier == "on" and in_context.verified is not None and int(spec.get("top_k", 6)) <= CANDIDATES:
         # strict mode has already read these candidates with the turn's own words (rag.answer.verify,
         # held to the judging threshold): its best log-odds, not a second pass
-        best = in_context.verified + float(spec.get("threshold", 0.0))
+        best = in_context.verified + judging
     else:
         best = float(verifier_logits(verifier, index, question, in_context.candidates).max())
     return float(np.clip(best - threshold, -VERIFIED_CLIP, VERIFIED_CLIP))

@@ -223,8 +223,8 @@ def resolve_dtype(dtype: str, backend: str = "torch") -> str:
 
     auto: torch computes in bfloat16 wherever the CPU does natively (AVX-512 BF16 or AMX: 1.8×
     float32 on an AMD EPYC without AMX); the OpenVINO int8 export only where the CPU has AMX
-    (1.3× float32 there; on AVX-512 BF16 alone it is no faster than float32: 30.5 against
-    32.6 sentences/s, README "Embedding speed"), and in float32 elsewhere."""
+    (1.3× float32 there; on AVX-512 BF16 alone it is no faster than float32: 32.0 against
+    34.1 sentences/s, README "Embedding speed"), and in float32 elsewhere."""
     if dtype == "auto":
         if backend == "openvino":
             return "bfloat16" if amx_bf16() else "float32"
@@ -232,6 +232,11 @@ def resolve_dtype(dtype: str, backend: str = "torch") -> str:
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}: use auto, float32 or bfloat16")
     return dtype
+
+
+def openvino_precision(dtype: str) -> str:
+    """OpenVINO's name ("bf16" or "f32") for the precision the dtype setting means there."""
+    return "bf16" if resolve_dtype(dtype, "openvino") == "bfloat16" else "f32"
 
 
 def load_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
@@ -261,7 +266,7 @@ def make_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
     dtype = resolve_dtype(settings.dtype)
     if settings.backend != "torch":
         required = settings.backend == "openvino"
-        emb, why = _openvino(folder, sha, settings, resolve_dtype(settings.dtype, "openvino"), on_progress,
+        emb, why = _openvino(folder, sha, settings, openvino_precision(settings.dtype), on_progress,
                              retry_failed=required)
         if emb is not None:
             return emb
@@ -281,14 +286,14 @@ def prepare_openvino(settings, folder: Path, on_progress: OnProgress | None = No
     dtype = resolve_dtype(settings.dtype)
     if settings.backend == "torch":
         return f"embedder: torch-{dtype} (RAG_BACKEND=torch)"
-    emb, why = _openvino(folder, weights_hash(folder), settings, resolve_dtype(settings.dtype, "openvino"),
+    emb, why = _openvino(folder, weights_hash(folder), settings, openvino_precision(settings.dtype),
                          on_progress, retry_failed=True)
     if emb is None:
         return f"embedder: torch-{dtype} ({why})"
     return f"embedder: {emb.backend} (worst cosine to torch float32 over rag/agreement.txt: {emb.agreement:.4f})"
 
 
-def _openvino(folder: Path, sha: str, settings, dtype: str, on_progress: OnProgress | None,
+def _openvino(folder: Path, sha: str, settings, precision: str, on_progress: OnProgress | None,
               retry_failed: bool) -> tuple[Embedder | None, str]:
     """(the OpenVINO embedder, "") or (None, why it cannot be had). The export is made where there
     is none; one that failed before is tried again only with retry_failed (auto does not retry on
@@ -307,7 +312,6 @@ def _openvino(folder: Path, sha: str, settings, dtype: str, on_progress: OnProgr
         except ovb.ExportError as e:
             ovb.record_failure(folder, sha, str(e))
             return None, str(e)
-    precision = "bf16" if dtype == "bfloat16" else "f32"
     result = check["precisions"].get(precision) or {}
     if not result.get("passed"):
         return None, f"the OpenVINO export does not agree with float32 in {precision}: {result}"

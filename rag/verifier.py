@@ -301,7 +301,7 @@ def prepare(settings, on_progress=None) -> str:
 def _load(model: str, models_dir: str, dtype: str, weights: str, backend: str = "auto") -> Verifier | OpenVINOVerifier:
     """`dtype`: the setting (auto, float32, bfloat16), resolved per backend as the embedder's is
     (rag.embedding.resolve_dtype: the OpenVINO export in bfloat16 only where the CPU has AMX)."""
-    from rag.embedding import resolve_dtype
+    from rag.embedding import openvino_precision, resolve_dtype
     from rag.models import ensure_model, weights_hash
 
     folder = ensure_model(model, Path(models_dir))
@@ -310,7 +310,7 @@ def _load(model: str, models_dir: str, dtype: str, weights: str, backend: str = 
     ov_dir = _exported(folder, sha, Path(weights), _progress()) if backend != "torch" else None
     if ov_dir is not None:
         try:
-            return OpenVINOVerifier(folder, ov_dir, "bf16" if resolve_dtype(dtype, "openvino") == "bfloat16" else "f32")
+            return OpenVINOVerifier(folder, ov_dir, openvino_precision(dtype))
         except Exception as e:  # noqa: BLE001 - a damaged export: say where it is and what to run
             raise VerifierError(f"the verifier's OpenVINO export at {ov_dir} cannot be loaded ({type(e).__name__}: "
                                 f"{' '.join(str(e).split())[:200]}): delete that folder and run `rag model fetch`") from e
