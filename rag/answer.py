@@ -78,6 +78,8 @@ class Answer:
     verified: float | None = None  # the verifier's best log-odds − the threshold it was held to: its own where
                                    # it judges, the veto threshold elsewhere (None: not read by it)
     candidates: tuple[int, ...] = ()  # the scorer's best sentences (index sentences), best first, before any reading
+    ordered: tuple[tuple[float, int], ...] = ()  # (score, sentence) as read (reader or verifier), best first, before
+                                                 # a follow-up's lean on the previous turn (empty when abstained)
 
     @property
     def margin(self) -> float:
@@ -376,7 +378,8 @@ def embed_questions(index: Index, embedder: Embedder, questions: list[str], sett
 def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
            mode: str | None = None, k: int | None = None, *, embedded: tuple | None = None,
            prefer: Collection[str] = (), only_preferred: bool = False,
-           search: tuple[str, np.ndarray] | None = None, judge_as: tuple[str, np.ndarray] | None = None) -> Answer:
+           search: tuple[str, np.ndarray] | None = None, judge_as: tuple[str, np.ndarray] | None = None,
+           lean: tuple[np.ndarray, float] | None = None) -> Answer:
     """Answer from the index's sentences, with citations, or abstain.
 
     `embedded`: the question's (vector, token states) from `embed_questions`, when already
@@ -385,7 +388,11 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     `search`: (text, vector) to retrieve passages with instead of the question's (a
     follow-up searches with the conversation, and reads the sentences with its own words);
     `judge_as`: (text, vector) whose answerability decides whether to abstain (a follow-up:
-    the conversation's, since "and then?" alone has nothing to answer)."""
+    the conversation's, since "and then?" alone has nothing to answer);
+    `lean`: (vector, weight): once the candidates are read, each one's score gets weight × its
+    cosine with the vector (a follow-up read in context leans on the previous turn's search:
+    "in which country?" after a question on Kerry's request is answered by the sentence that
+    states the request, not by the first sentence that names a place; see lean_on)."""
     t0 = time.perf_counter()
     question = check_question(question)
     mode = mode or settings.mode
@@ -425,6 +432,9 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
 
         scored = read(reader, embedder, index, scored, rows, q_tokens)
     t_read = time.perf_counter() - t_read
+    ordered = () if abstained else tuple((s, j) for s, j, _ in scored)
+    if lean is not None and not abstained:
+        scored = lean_on(index, scored, *lean)
     citations: list[Citation] = []
     parts: list[str] = []
     if not abstained:
@@ -444,7 +454,17 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
                "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
                   lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair,
-                  best, verified, candidates)
+                  best, verified, candidates, ordered)
+
+
+def lean_on(index: Index, scored: list[tuple[float, int, Hit]], vector: np.ndarray,
+            weight: float) -> list[tuple[float, int, Hit]]:
+    """The candidates re-ordered by score + weight × their sentence's cosine with `vector`."""
+    if not weight or not scored:
+        return scored
+    cos = index.sentence_vectors[[j for _, j, _ in scored]] @ np.asarray(vector, np.float32)
+    leaned = [(s + weight * float(c), j, h) for (s, j, h), c in zip(scored, cos, strict=True)]
+    return sorted(leaned, key=lambda x: -x[0])
 
 
 def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple[float, int, Hit]],

@@ -7,7 +7,9 @@ Every turn after the first is answered twice:
   question, from the documents the previous answer cited when any of them is retrieved
   (else leaning on them by `Settings.prefer_boost`);
   their sentences are then read with the question's own words and vector, so that the
-  answer is what the new question asks, not the previous answer again; whether the
+  answer is what the new question asks, not the previous answer again, and lean on the
+  previous turn (a candidate closer to its search text gains: "in which country?" after a
+  question on Kerry's request is answered by the sentence stating the request); whether the
   sources answer it at all is judged on the joined text (the question as understood).
 
 `reply()` keeps one reading (`judge`) and returns the
@@ -111,16 +113,25 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     if previous is None:
         return Reply(question, answer(index, embedder, question, settings, mode, k), READINGS[0], question)
     query = context_query(question, previous)
-    own, joined = embed_questions(index, embedder, [question, query], settings)
+    own, joined, before = embed_questions(index, embedder, [question, query, previous.query], settings)
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
-                        only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]))
+                        only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]),
+                        lean=(before[0], lean_weight(index)))
     verified = context_verified(index, settings, question, in_context)
     judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model,
                       verified)
     if judgement.reason.startswith("in context"):
         return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
     return Reply(question, alone, READINGS[0], question, in_context, query, previous.question, judgement)
+
+
+def lean_weight(index: Index) -> float:
+    """How much the in-context reading leans on the previous turn (rag.answer.lean_on): the
+    weight of a candidate's cosine with the previous turn's search text, fitted on the
+    dialogue gold set by eval/fit_lean.py and shipped in rag/calibration.json ("lean"); 0
+    where none is fitted for the model."""
+    return float(index.tuning.get("lean", {}).get("weight", 0.0))
 
 
 # questions that say nothing on their own: how close a question's vector is to theirs

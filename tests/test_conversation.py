@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from rag.answer import Answer
+from rag.answer import Answer, answer, lean_on
 from rag.conversation import (
     FEATURES,
     MAX_CONTEXT_CHARS,
@@ -19,6 +19,7 @@ from rag.conversation import (
     fit_followup,
     followup_features,
     judge,
+    lean_weight,
     reply,
 )
 from rag.evaluation.dialogues import load_dialogues, run_dialogues, summarize_turns, targets
@@ -103,6 +104,30 @@ def test_reply_reads_a_second_turn_both_ways(tiny_engine):
     # both readings answer the question as asked; only what they searched differs
     assert second.answer.question == second.other.question == "چقدر طول کشید؟"
     assert second.judgement is not None and second.other is not None
+
+
+def test_lean_on_reorders_by_closeness_to_the_previous_turn(tiny_engine):
+    idx, emb, s = tiny_engine.index, tiny_engine.embedder, tiny_engine.settings
+    a = answer(idx, emb, "پوتین ترامپ تماس", s)
+    assert len(a.ordered) >= 2 and not a.abstained
+    scored = [(sc, j, None) for sc, j in a.ordered]
+    last = scored[-1][1]
+    assert lean_on(idx, scored, idx.sentence_vectors[last], 0.0) == scored  # no weight, no change
+    leaned = lean_on(idx, scored, idx.sentence_vectors[last], 100.0)
+    assert leaned[0][1] == last  # the sentence closest to the vector leads
+    assert sorted(j for _, j, _ in leaned) == sorted(j for _, j, _ in scored)  # nothing added or lost
+    cos = idx.sentence_vectors[[j for _, j, _ in scored]].astype(np.float32) @ idx.sentence_vectors[last].astype(np.float32)
+    expected = sorted((sc + 100.0 * float(c) for (sc, _, _), c in zip(scored, cos, strict=True)), reverse=True)
+    assert [x for x, _, _ in leaned] == pytest.approx(expected)
+
+
+def test_the_lean_weight_is_shipped_for_the_model_and_zero_without_one(tiny_engine):
+    from pathlib import Path
+
+    shipped = json.loads((Path(__file__).resolve().parent.parent / "rag" / "calibration.json").read_text("utf-8"))
+    assert shipped["embeddinggemma-300m"]["lean"]["weight"] > 0
+    assert "eval/fit_lean.py" in shipped["embeddinggemma-300m"]["lean"]["source"]
+    assert "lean" not in tiny_engine.index.tuning and lean_weight(tiny_engine.index) == 0.0  # the tests' hash model
 
 
 DIALOGUE = {"id": "d1", "turns": [
@@ -269,3 +294,20 @@ def test_strict_mode_reuses_its_own_verifier_pass_for_context_verified(seed_engi
     # auto does not read in-context answers (verified None): it scores them itself
     assert context_verified(idx, seed_engine.settings, follow.question, dataclasses.replace(ctx, verified=None)) == \
         pytest.approx(reused, abs=1e-4)
+
+
+@pytest.mark.model
+def test_a_follow_up_read_in_context_leans_on_the_previous_turn(seed_engine):
+    """"در کدام کشور؟" (in which country?) after what Kerry would ask Zarif: read with its own
+    words alone the best candidate is a sentence naming a place (the meeting's); leaning on the
+    previous turn, the answer leads with the sentence that states the request (Yemen)."""
+    idx, emb, s = seed_engine.index, seed_engine.embedder, seed_engine.settings
+    assert lean_weight(idx) > 0
+    first = reply(idx, emb, "جان کری پیش از ملاقات با ظریف گفته بود از او خواهد خواست برای بازگشت چه گروهی به میز مذاکره "
+                            "تلاش کند؟", None, s)
+    follow = reply(idx, emb, "در کدام کشور؟", first.context(), s)
+    ctx = follow.answer if follow.reading == "in-context" else follow.other
+    assert not ctx.abstained and ctx.ordered
+    assert "یمن" in ctx.sentences[0]
+    assert "یمن" not in idx.sentence_text(ctx.ordered[0][1])  # as read, without the lean, another sentence led
+
