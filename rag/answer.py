@@ -136,6 +136,7 @@ DEFAULT_WEIGHTS = {"bias": 0.0, "cos": 1.0, "overlap": 0.3}
 DEFAULT_MARGIN = 0.08
 DENSE_SCAN = 10  # answer_pool looks this far down the ranking for the passage closest by cosine
 CANDIDATES = 6  # the scorer's best sentences an Answer keeps (rag.conversation has the verifier read them)
+VERIFIER_TOP_K = 6  # the candidates the verifier reads where rag/calibration.json ("verifier" "top_k") does not say
 REDUNDANT_COSINE = 0.92  # a runner-up this close to a chosen sentence repeats it
 REDUNDANT_OVERLAP = 0.8  # … or when this share of the shorter one's words are in the other
 
@@ -244,10 +245,15 @@ def active_reader(index: Index, settings: Settings, embedder: Embedder | None = 
     return index.reader
 
 
+def verifier_top_k(index: Index) -> int:
+    """How many of the scorer's best candidates the verifier reads."""
+    return int(index.tuning.get("verifier", {}).get("top_k", VERIFIER_TOP_K))
+
+
 def verifier_logits(verifier, index: Index, question: str, sentences) -> np.ndarray:
     """The verifier's log-odds for `question` against the first `top_k` (rag/calibration.json,
     "verifier") of `sentences` (the index's sentence numbers, best first)."""
-    k = int(index.tuning.get("verifier", {}).get("top_k", 6))
+    k = verifier_top_k(index)
     return verifier.score(question, [index.sentence_text(j) for j in list(sentences)[:k]])
 
 
@@ -497,7 +503,7 @@ def abstention_rule(index: Index, settings: Settings) -> str:
     where = ("every answer" if settings.verifier == "on"
              else f"a question read on its own words in {', '.join(spec.get('pairs', ())) or 'no language pair'}")
     rule = (f"{_first_rule(index, settings)}; or, for {where}, when the verifier reads none of the best "
-            f"{spec.get('top_k', 6)} sentences as stating the answer (log-odds below {spec.get('threshold', 0.0):+.2f})")
+            f"{verifier_top_k(index)} sentences as stating the answer (log-odds below {spec.get('threshold', 0.0):+.2f})")
     if settings.verifier == "auto" and "veto_threshold" in spec:
         rule += (f"; in other language pairs, when none comes near it (log-odds below "
                  f"{spec['veto_threshold']:+.2f})")

@@ -37,7 +37,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rag.answer import CANDIDATES, Answer, answer, check_question, embed_questions, verifier_logits
+from rag.answer import (
+    CANDIDATES,
+    Answer,
+    answer,
+    check_question,
+    embed_questions,
+    verifier_logits,
+    verifier_top_k,
+)
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
@@ -197,7 +205,7 @@ def context_verified(index: Index, settings: Settings, question: str, in_context
         return -VERIFIED_CLIP
     judging = float(spec.get("threshold", 0.0))
     threshold = judging if in_context.pair in spec.get("pairs", ()) else float(spec.get("veto_threshold", judging))
-    if settings.verifier == "on" and in_context.verified is not None and int(spec.get("top_k", 6)) <= CANDIDATES:
+    if settings.verifier == "on" and in_context.verified is not None and verifier_top_k(index) <= CANDIDATES:
         # strict mode has already read these candidates with the turn's own words (rag.answer.verify,
         # held to the judging threshold): its best log-odds, not a second pass
         best = in_context.verified + judging
