@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
+from bench_followups import LANGS, opening_lang  # noqa: E402
 from bench_retrieval import write_tuning  # noqa: E402
 
 from rag.config import Settings  # noqa: E402
@@ -43,7 +44,6 @@ from rag.metrics import containment  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
 
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
-LANGS = ("fa", "ar", "en")
 
 
 def turns(engine, dialogues, records) -> list[dict]:
@@ -51,16 +51,18 @@ def turns(engine, dialogues, records) -> list[dict]:
     candidates as read (score, sentence), each one's cosine with the previous turn's search
     text and whether it contains a gold answer, and the reading kept."""
     index = engine.index
-    opening = {d.id: d.turns[0].item.lang for d in dialogues}
+    opening = {d.id: opening_lang(d) for d in dialogues}
     previous = {(r.dialogue, r.n): r.reply.query for r in records}
-    rows = []
+    kept = []  # (record, its in-context reading)
     for r in records:
         if r.n == 1 or r.turn.type != "follow-up":
             continue
         ctx = r.reply.answer if r.reply.reading == "in-context" else r.reply.other
-        if ctx is None or not ctx.ordered:
-            continue
-        before = engine.embedder.embed_queries([previous[(r.dialogue, r.n - 1)]])[0]
+        if ctx is not None and ctx.ordered:
+            kept.append((r, ctx))
+    befores = engine.embedder.embed_queries([previous[(r.dialogue, r.n - 1)] for r, _ in kept]) if kept else []
+    rows = []
+    for (r, ctx), before in zip(kept, befores, strict=True):
         js = [j for _, j in ctx.ordered]
         rows.append({"lang": opening[r.dialogue], "kept": r.reply.reading,
                      "score": np.array([s for s, _ in ctx.ordered]),
@@ -69,9 +71,14 @@ def turns(engine, dialogues, records) -> list[dict]:
     return rows
 
 
+def lead_right(row: dict, weight: float) -> float:
+    """Whether the row's first sentence, leaned with this weight, contains the gold."""
+    return float(row["ok"][int(np.argmax(row["score"] + weight * row["cos"]))])
+
+
 def first_right(rows: list[dict], weight: float) -> float:
     """Share of rows whose first sentence, leaned with this weight, contains the gold."""
-    return float(np.mean([x["ok"][int(np.argmax(x["score"] + weight * x["cos"]))] for x in rows])) if rows else 0.0
+    return float(np.mean([lead_right(x, weight) for x in rows])) if rows else 0.0
 
 
 def best_weight(rows: list[dict]) -> float:
@@ -105,8 +112,8 @@ def main() -> int:
     for lang in LANGS:
         w = best_weight([x for x in rows if x["lang"] != lang])
         chosen.append(w)
-        held += [x | {"w": w} for x in rows if x["lang"] == lang]
-    right = np.mean([x["ok"][int(np.argmax(x["score"] + x["w"] * x["cos"]))] for x in held])
+        held += [lead_right(x, w) for x in rows if x["lang"] == lang]
+    right = float(np.mean(held)) if held else 0.0
     print(f"\nleave one opening language out: weights {', '.join(f'{lang} {w:g}' for lang, w in zip(LANGS, chosen, strict=True))} "
           f"(each fitted on the two other languages); held-out first sentence {right:.3f}, against {first_right(rows, 0.0):.3f} "
           "without the lean")
