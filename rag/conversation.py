@@ -33,7 +33,7 @@ evidence is read alone, where it may abstain). Without the model a simpler rule 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -64,6 +64,7 @@ class Context:
     query: str  # what that turn searched (its question, or its own context + its question)
     doc_ids: tuple[str, ...] = ()  # documents its answer cited (empty if it abstained)
     answer: str = ""  # its answer's sentences joined ("" if it abstained)
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)  # `query` embedded (None: not kept)
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,14 @@ class Reply:
     other_query: str | None = None
     previous: str | None = None  # the previous question (None on a first turn)
     judgement: Judgement | None = None
+    # `query` and `other_query` embedded, so that the next turn need not embed them again
+    query_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    other_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def context(self) -> Context:
         """What the next turn may lean on."""
         return Context(self.question, self.query, self.answer.doc_ids,
-                       "" if self.answer.abstained else " ".join(self.answer.sentences))
+                       "" if self.answer.abstained else " ".join(self.answer.sentences), self.query_vector)
 
     def swapped(self) -> Reply:
         """The same turn read the other way (nothing is recomputed)."""
@@ -100,7 +104,8 @@ class Reply:
             return self
         other = READINGS[1] if self.reading == READINGS[0] else READINGS[0]
         return replace(self, answer=self.other, reading=other, query=self.other_query or self.question,
-                       other=self.answer, other_query=self.query)
+                       other=self.answer, other_query=self.query,
+                       query_vector=self.other_vector, other_vector=self.query_vector)
 
 
 def context_query(question: str, previous: Context) -> str:
@@ -119,19 +124,28 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     the rule without a model."""
     question = check_question(question)
     if previous is None:
-        return Reply(question, answer(index, embedder, question, settings, mode, k), READINGS[0], question)
+        own = embed_questions(index, embedder, [question], settings)[0]
+        return Reply(question, answer(index, embedder, question, settings, mode, k, embedded=own), READINGS[0],
+                     question, query_vector=own[0])
     query = context_query(question, previous)
-    own, joined, before = embed_questions(index, embedder, [question, query, previous.query], settings)
+    # the previous turn's search text was embedded by that turn: its vector comes with it (the
+    # dimension checked, in case the index was rebuilt with another model in between)
+    carried = previous.vector is not None and np.shape(previous.vector) == index.sentence_vectors.shape[1:]
+    texts = [question, query] if carried else [question, query, previous.query]
+    own, joined, *rest = embed_questions(index, embedder, texts, settings)
+    before = previous.vector if carried else rest[0][0]
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
                         only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]),
-                        lean=(before[0], lean_weight(index)))
+                        lean=(before, lean_weight(index)))
     verified = context_verified(index, settings, question, in_context)
     judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model,
                       verified)
     if judgement.reason.startswith("in context"):
-        return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement)
-    return Reply(question, alone, READINGS[0], question, in_context, query, previous.question, judgement)
+        return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement,
+                     joined[0], own[0])
+    return Reply(question, alone, READINGS[0], question, in_context, query, previous.question, judgement,
+                 own[0], joined[0])
 
 
 def lean_weight(index: Index) -> float:

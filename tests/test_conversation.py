@@ -14,6 +14,7 @@ from rag.conversation import (
     Context,
     FollowUpModel,
     Reply,
+    content_free_vector,
     context_query,
     context_verified,
     fit_followup,
@@ -92,6 +93,34 @@ def test_without_a_verifier_its_feature_weighs_nothing_either_way(tiny_engine):
     assert x[k] == mean[k]  # standardised: 0, whatever its weight
     assert followup_features(idx, emb, q_vec, _answer(best=0), _answer(best=0), None)[k] == 0.0
     assert followup_features(idx, emb, q_vec, _answer(best=0), _answer(best=0), -1.5, m)[k] == -1.5
+
+
+def test_a_turn_hands_its_search_vector_to_the_next(tiny_engine, monkeypatch):
+    """The next turn leans on the previous turn's search text; that turn embedded it already,
+    so it is carried in the Context (outside its equality) rather than embedded again."""
+    idx, emb, s = tiny_engine.index, tiny_engine.embedder, tiny_engine.settings
+    first = reply(idx, emb, "پوتین ترامپ تماس", None, s)
+    ctx = first.context()
+    assert ctx.vector is not None
+    assert np.allclose(ctx.vector, emb.embed_queries(["پوتین ترامپ تماس"])[0], atol=1e-5)
+    assert ctx == Context(ctx.question, ctx.query, ctx.doc_ids, ctx.answer)  # the vector is not compared
+    content_free_vector(emb)  # computed once per embedder: not this turn's work
+    embedded = []
+    real = type(emb).embed_queries
+    monkeypatch.setattr(type(emb), "embed_queries", lambda self, texts, *a, **kw: embedded.append(list(texts)) or
+                        real(self, texts, *a, **kw))
+    second = reply(idx, emb, "چقدر طول کشید؟", ctx, s, model=None)
+    assert embedded == [["چقدر طول کشید؟", "پوتین ترامپ تماس چقدر طول کشید؟"]]  # not the previous query again
+    embedded.clear()
+    without = reply(idx, emb, "چقدر طول کشید؟", Context(ctx.question, ctx.query, ctx.doc_ids, ctx.answer), s, model=None)
+    assert embedded == [["چقدر طول کشید؟", "پوتین ترامپ تماس چقدر طول کشید؟", "پوتین ترامپ تماس"]]
+    assert (without.reading, without.answer.text, without.other.text) == \
+        (second.reading, second.answer.text, second.other.text)  # the same turn either way
+    # each reading keeps the vector of what it searched, and a swap takes it along
+    kept, other = second.context().vector, second.swapped().context().vector
+    vec = dict(zip(["چقدر طول کشید؟", "پوتین ترامپ تماس چقدر طول کشید؟"],
+                   emb.embed_queries(["چقدر طول کشید؟", "پوتین ترامپ تماس چقدر طول کشید؟"]), strict=True))
+    assert np.allclose(kept, vec[second.query], atol=1e-5) and np.allclose(other, vec[second.other_query], atol=1e-5)
 
 
 def test_reply_reads_a_second_turn_both_ways(tiny_engine):
