@@ -19,7 +19,7 @@ from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import Index
 from rag.retrieval import Hit, retrieve
-from rag.text import detect_lang, normalize, tokens
+from rag.text import detect_lang, named_source_languages, normalize, tokens
 from rag.verifier import load_verifier
 
 MAX_QUESTION_CHARS = 2000
@@ -80,6 +80,7 @@ class Answer:
     candidates: tuple[int, ...] = ()  # the scorer's best sentences (index sentences), best first, before any reading
     ordered: tuple[tuple[float, int], ...] = ()  # (score, sentence) as read (reader or verifier), best first, before
                                                  # a follow-up's lean on the previous turn (empty when abstained)
+    source_langs: tuple[str, ...] = ()  # the languages of the sources the question names, which retrieval kept to
 
     @property
     def margin(self) -> float:
@@ -108,6 +109,7 @@ class Answer:
             "verified": None if self.verified is None else round(self.verified, 6),
             "threshold": None if self.threshold is None else round(self.threshold, 6), "pair": self.pair,
             "lang": self.lang, "mode": self.mode, "timings_ms": self.timings_ms,
+            "source_langs": list(self.source_langs),
         }
 
 
@@ -410,6 +412,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     t1 = time.perf_counter()
     k = k or settings.k
     s_text, s_vec = search if search is not None else (question, q_vec)
+    prefer, only_preferred, source_langs = named_sources(index, question, prefer, only_preferred)
     hits = retrieve_for_answer(index, s_text, s_vec, settings, mode, k, prefer, only_preferred)
     t2 = time.perf_counter()
     scored, rows = score_sentences(index, hits, q_vec, question, settings)
@@ -460,7 +463,24 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
                "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
                   lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair,
-                  best, verified, candidates, ordered)
+                  best, verified, candidates, ordered, source_langs)
+
+
+def named_sources(index: Index, question: str, prefer: Collection[str],
+                  only_preferred: bool) -> tuple[Collection[str], bool, tuple[str, ...]]:
+    """(prefer, only_preferred, languages) for retrieve_for_answer: a question that names the
+    language of its source ("according to the Arabic report") keeps to the documents in that
+    language, when any is retrieved (of `prefer`, a follow-up's previous documents, those in
+    it, else all of them); other questions are left as they are (languages empty)."""
+    named = named_source_languages(question)
+    if not named:
+        return prefer, only_preferred, ()
+    in_lang = frozenset(d.id for d in index.documents.values() if d.lang in named)
+    if not in_lang or len(in_lang) == len(index.documents):  # none, or all of them: nothing to keep to
+        return prefer, only_preferred, ()
+    kept = frozenset(prefer) & in_lang
+    langs = tuple(sorted({index.documents[d].lang for d in (kept or in_lang)}))
+    return kept or in_lang, True, langs
 
 
 def lean_on(index: Index, scored: list[tuple[float, int, Hit]], vector: np.ndarray,

@@ -31,6 +31,10 @@ def _print_answer(ans, index, as_json: bool) -> None:
     if as_json:
         print(json.dumps(ans.to_dict(index), ensure_ascii=False), flush=True)
         return
+    if ans.source_langs:
+        names = {"fa": "Persian", "ar": "Arabic", "en": "English"}
+        print(f"(searched only the {' and '.join(names.get(x, x) for x in ans.source_langs)} documents, "
+              "which the question names)")
     print(ans.text)
     for c in ans.citations:
         print(f"  [{c.n}] {c.title} — {c.where} [{c.start}:{c.end}]")

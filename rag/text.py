@@ -151,3 +151,44 @@ def detect_lang(text: str) -> str:
     if latin >= 0.5 * letters:
         return "en"
     return "other"
+
+
+# a question that names the language of its source ("according to the Arabic report", "طبق
+# خبر عربی", "في الخبر العربي") asks about the documents in that language; matched on the
+# normalised text, the language word next to a word for a source (so "the Persian Gulf" is not)
+_SOURCE_WORDS = {
+    "en": r"reports?|articles?|news|stor(?:y|ies)|sources?|texts?|versions?|press|media|outlets?|documents?"
+          r"|coverage|accounts?|pieces?",
+    "fa": r"خبر|اخبار|خبرهای|گزارش|گزارشهای|مقاله|مقالات|متن|منبع|منابع|نسخه|رسانه|رسانههای|روزنامه|روایت",
+    "ar": r"(?:ال)?(?:خبر|اخبار|تقریر|تقاریر|مقال|مقاله|نص|مصدر|مصادر|صحافه|اعلام|روایه|نسخه|صحف|صحیفه|وثیقه)"
+          r"(?:ین|ان|ات)?",
+}
+_LANGUAGE_WORDS = {
+    "ar": {"en": r"arabic", "fa": r"عربی", "ar": r"(?:ال)?عربی(?:ه)?"},
+    "fa": {"en": r"persian|farsi", "fa": r"فارسی", "ar": r"(?:ال)?فارسی(?:ه)?"},
+    "en": {"en": r"english", "fa": r"انگلیسی", "ar": r"(?:ال)?(?:انجلیزی|انکلیزی)(?:ه)?"},
+}
+
+
+def _source_pattern(words: dict[str, str]) -> re.Pattern:
+    en, fa, ar = (f"(?:{words[k]})" for k in ("en", "fa", "ar"))
+    noun_en, noun_fa, noun_ar = (f"(?:{_SOURCE_WORDS[k]})" for k in ("en", "fa", "ar"))
+    # another language word coordinated with this one: "the Persian and (the) Arabic reports",
+    # "خبرهای فارسی و عربی", "الخبرين الفارسي والعربي"
+    any_en, any_fa, any_ar = ("|".join(w[k] for w in _LANGUAGE_WORDS.values()) for k in ("en", "fa", "ar"))
+    return re.compile(
+        rf"\b{en}\s+(?:(?:and|or)\s+(?:the\s+)?(?:{any_en})\s+)?{noun_en}\b"  # the Arabic (and Persian) report
+        rf"|\b{noun_en}\s+(?:written\s+)?in\s+(?:(?:{any_en})\s+(?:and|or)\s+)?{en}\b"  # the report in Arabic
+        rf"|\b{noun_fa}\s+(?:به\s*زبان\s+)?(?:(?:{any_fa})\s+و\s*)?{fa}\b"  # خبر عربی / گزارش به زبان عربی
+        rf"|\b{noun_ar}\s+(?:(?:بال|ب)لغه\s+)?(?:(?:{any_ar})\s+و)?{ar}\b")  # الخبر العربي / باللغة العربية
+
+
+_NAMED_SOURCE = {lang: _source_pattern(words) for lang, words in _LANGUAGE_WORDS.items()}
+
+
+def named_source_languages(text: str) -> frozenset[str]:
+    """The languages ('fa', 'ar', 'en') of the sources a question names: "according to the
+    Arabic report" → {'ar'}; "both the Persian and the Arabic article" names only one next to a
+    source word, so callers read an empty or partial answer as "no constraint" for the rest."""
+    norm = normalize(text)
+    return frozenset(lang for lang, pattern in _NAMED_SOURCE.items() if pattern.search(norm))

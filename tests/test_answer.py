@@ -9,6 +9,7 @@ from rag.answer import (
     answer_pool,
     idf_overlap,
     local_weights,
+    named_sources,
     select,
 )
 from rag.chunking import Passage
@@ -138,3 +139,24 @@ def test_select_takes_close_runners_up_only(tiny_engine):
     # the same sentence twice is not repeated
     assert len(select([(0.9, js[0], hit), (0.9, js[0], hit)], idx, s)) == 1
     assert select([], idx, s) == []
+
+
+def test_a_question_that_names_its_sources_language_keeps_to_those_documents(tiny_engine):
+    idx = tiny_engine.index
+    by_lang = {d.lang: d.id for d in idx.documents.values()}
+    assert set(by_lang) == {"fa", "ar", "en"}
+    ans = tiny_engine.ask("According to the Arabic report, how long did the meeting last?")
+    assert ans.source_langs == ("ar",)
+    assert ans.hits and {h.passage.doc_id for h in ans.hits} == {by_lang["ar"]}
+    assert {c.doc_id for c in ans.citations} <= {by_lang["ar"]}
+    assert ans.to_dict(idx)["source_langs"] == ["ar"]
+    plain = tiny_engine.ask("how long did the meeting last?")
+    assert plain.source_langs == () and len({h.passage.doc_id for h in plain.hits}) > 1
+    # a follow-up's previous documents: those in the named language if any, else all in it
+    assert named_sources(idx, "and in the Arabic report?", (by_lang["fa"], by_lang["ar"]), True) == \
+        (frozenset({by_lang["ar"]}), True, ("ar",))
+    assert named_sources(idx, "and in the Arabic report?", (by_lang["fa"],), True) == \
+        (frozenset({by_lang["ar"]}), True, ("ar",))
+    # nothing named, or every language of the corpus named: left as it was
+    assert named_sources(idx, "and then?", (by_lang["fa"],), True) == ((by_lang["fa"],), True, ())
+    assert named_sources(idx, "the Persian and Arabic reports, and the English article?", (), False) == ((), False, ())

@@ -322,6 +322,15 @@ def test_english_question_gets_a_cited_answer_from_other_languages(seed_app):
 
 
 @pytest.mark.model
+def test_a_question_that_names_the_arabic_report_says_it_kept_to_it(seed_app):
+    html = ask(seed_app, "According to the Arabic report, which American officials joined Kerry and Zarif?")
+    assert "[1]</a>" in html[0] and "وليام بيرنز" in html[0]
+    assert sources(html) == [KERRY_ZARIF_DOCS[1]]  # the Arabic article only
+    assert any('<div class="rag-note" dir="ltr">Searched only the Arabic documents, which the question names</div>'
+               == h for h in html)
+
+
+@pytest.mark.model
 def test_off_topic_question_shows_the_abstention_and_closest_passages(seed_app):
     html = ask(seed_app, "Who won the football world cup?")
     assert "rag-abstain" in html[0] and "The sources do not answer this question." in html[0]

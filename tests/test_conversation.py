@@ -340,3 +340,22 @@ def test_a_follow_up_read_in_context_leans_on_the_previous_turn(seed_engine):
     assert "یمن" in ctx.sentences[0]
     assert "یمن" not in idx.sentence_text(ctx.ordered[0][1])  # as read, without the lean, another sentence led
 
+
+
+@pytest.mark.model
+def test_a_question_that_names_the_arabic_report_keeps_to_it(seed_engine):
+    """dlg-fa-15: after a question answered from the Persian report of the Kerry–Zarif meeting,
+    "طبق خبر عربی، کدام مقام‌های آمریکایی …" (according to the Arabic report, which American
+    officials joined them?) keeps to the Arabic article: it names them and cites nothing of
+    the previous topic; "و از طرف ایران؟" (and from Iran?) then follows it there."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    dialogue = next(d for d in load_dialogues(root / "eval" / "gold" / "dialogues.jsonl", root) if d.id == "dlg-fa-15")
+    first, switch, follow = run_dialogues(seed_engine, [dialogue], progress=False)
+    idx = seed_engine.index
+    assert first.reply.answer.source_langs == ()
+    assert switch.reply.answer.source_langs == ("ar",)
+    assert {idx.documents[c.doc_id].lang for c in switch.reply.answer.citations} == {"ar"}
+    assert not switch.cites_previous_topic and switch.containment == 1.0
+    assert follow.reply.reading == "in-context" and follow.containment == 1.0

@@ -63,6 +63,22 @@ def test_the_reading_note_is_in_the_interface_language_and_escapes_the_question(
     assert render.reading_html(alone, "ar") == f'<div class="rag-note rag-reading" dir="rtl">{i18n.AR["reading_alone"]}</div>'
 
 
+def test_the_note_on_the_sources_a_question_names_is_in_the_interface_language():
+    from rag.conversation import Context
+
+    def turn(langs):
+        return Turn("q", "q", "alone", None, Context("q", "q", ()), False, "", (), (), "hybrid", {},
+                    source_langs=langs)
+
+    assert render.sources_kept_html(turn(()), "en") == ""
+    assert render.sources_kept_html(turn(("ar",)), "en") == \
+        '<div class="rag-note" dir="ltr">Searched only the Arabic documents, which the question names</div>'
+    assert render.sources_kept_html(turn(("ar", "fa")), "fa") == \
+        '<div class="rag-note" dir="rtl">فقط در اسناد عربی و فارسی جست‌وجو شد، که پرسش از آن‌ها نام می‌برد</div>'
+    assert render.sources_kept_html(turn(("ar", "fa")), "ar") == \
+        '<div class="rag-note" dir="rtl">اقتصر البحث على الوثائق العربية والفارسية التي يذكرها السؤال</div>'
+
+
 @pytest.mark.parametrize("lang, locale, expected", [
     ("en", None, ""), ("en", "en-GB", ""),
     ("fa", "en-US", render.RTL_STYLE + render.SLIDER_LTR),  # sliders stay as the browser lays them out

@@ -1,7 +1,15 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.text import MAX_SENTENCE_CHARS, detect_lang, normalize, sentences, tokens
+from rag.text import (
+    MAX_SENTENCE_CHARS,
+    detect_lang,
+    named_source_languages,
+    normalize,
+    sentences,
+    tokens,
+)
 
 
 def test_letter_variants_unify():
@@ -84,3 +92,26 @@ def test_detect_lang():
     assert detect_lang("وكم استغرق؟") == "ar"
     assert detect_lang("چند دقیقه؟") == "fa"
     assert detect_lang("12345 !!!") == "other"
+
+
+@pytest.mark.parametrize(("question", "langs"), [
+    ("According to the Arabic report, who joined Kerry and Zarif?", {"ar"}),
+    ("What does the report in Persian say?", {"fa"}),
+    ("Compare the Persian and the Arabic articles", {"fa", "ar"}),
+    ("the articles in Persian and Arabic", {"fa", "ar"}),
+    ("طبق خبر عربی، کدام مقام‌های آمریکایی پیوستند؟", {"ar"}),
+    ("طبق گزارش به زبان انگليسي چه گفت؟", {"en"}),  # Arabic ي in Persian text
+    ("رسانه‌های فارسی و عربی چه نوشتند؟", {"fa", "ar"}),  # the zero-width non-joiner
+    ("ما الذي ذكره الخبر العربي؟", {"ar"}),
+    ("وفي التقرير الفارسيّ؟", {"fa"}),  # a diacritic
+    ("بحسب المقال باللغة الإنجليزية", {"en"}),
+    ("الخبرين الفارسي والعربي", {"fa", "ar"}),
+    # a language word that is not about a source
+    ("What happened in the Persian Gulf?", set()),
+    ("What is the Arabic word for peace?", set()),
+    ("Who speaks Arabic?", set()),
+    ("زبان عربی در ایران", set()),
+    ("", set()),
+])
+def test_a_question_names_its_sources_language_only_beside_a_word_for_a_source(question, langs):
+    assert named_source_languages(question) == langs

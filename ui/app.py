@@ -313,6 +313,8 @@ def show_exchange(i: int, ex: Exchange) -> None:
         st.html(render.answer_html(turn, i))
         if turn.previous is not None:
             st.html(render.reading_html(turn, LANG))
+        if turn.source_langs:
+            st.html(render.sources_kept_html(turn, LANG))
         if ex.other is not None:
             st.button(T("ask_alone" if turn.reading == READ_IN_CONTEXT else "ask_in_context"), key=f"swap-{i}",
                       icon=":material/swap_horiz:", type="tertiary", on_click=swap, args=(i,))

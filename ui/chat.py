@@ -51,6 +51,7 @@ class Turn:
     mode: str
     timings_ms: dict
     more: tuple[Snippet, ...] = ()  # other retrieved passages, one click away (answered turns)
+    source_langs: tuple[str, ...] = ()  # the languages of the sources the question names, which it kept to
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def make_turn(reply: Reply, index: Index, closest: int = 3, more: int = 3) -> Tu
     message = NO_ANSWER.get(lang, NO_ANSWER.get(ans.lang, NO_ANSWER["en"]))
     return Turn(reply.question, reply.query, reply.reading, reply.previous, reply.context(), ans.abstained, message,
                 tuple((c.n, c.text) for c in ans.citations), tuple(snippets), ans.mode, dict(ans.timings_ms),
-                tuple(others))
+                tuple(others), ans.source_langs)
 
 
 def make_exchange(reply: Reply, index: Index) -> Exchange:

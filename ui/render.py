@@ -176,6 +176,15 @@ def reading_html(turn: Turn, lang: str) -> str:
     return f'<div class="rag-note rag-reading" dir="{i18n.direction(lang)}">{body}</div>'
 
 
+def sources_kept_html(turn: Turn, lang: str) -> str:
+    """Which documents a question that names its sources' language was kept to, in the
+    interface language ("" when it names none)."""
+    if not turn.source_langs:
+        return ""
+    names = i18n.t(lang, "source_lang_and").join(i18n.t(lang, f"source_lang_{code}") for code in turn.source_langs)
+    return note_html(i18n.t(lang, "sources_kept", langs=names), i18n.direction(lang))
+
+
 def document_html(title: str, source: str, text: str, start: int, end: int) -> str:
     """The whole document, the cited span marked with id rag-cited (scrolled to by SCROLL_TO_MARK)."""
     return (
