@@ -188,7 +188,7 @@ _NAMED_SOURCE = {lang: _source_pattern(words) for lang, words in _LANGUAGE_WORDS
 
 def named_source_languages(text: str) -> frozenset[str]:
     """The languages ('fa', 'ar', 'en') of the sources a question names: "according to the
-    Arabic report" → {'ar'}; "both the Persian and the Arabic article" names only one next to a
-    source word, so callers read an empty or partial answer as "no constraint" for the rest."""
+    Arabic report" → {'ar'}, "the Persian and the Arabic articles" → {'fa', 'ar'}; empty when
+    it names none (a source named by its outlet, "the Asr Iran report", names no language)."""
     norm = normalize(text)
     return frozenset(lang for lang, pattern in _NAMED_SOURCE.items() if pattern.search(norm))
