@@ -19,7 +19,7 @@ from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import Index
 from rag.retrieval import Hit, retrieve
-from rag.text import detect_lang, named_source_languages, normalize, tokens
+from rag.text import detect_lang, named_source_languages, names_other_sources, normalize, tokens
 from rag.verifier import load_verifier
 
 MAX_QUESTION_CHARS = 2000
@@ -471,9 +471,11 @@ def named_sources(index: Index, question: str, prefer: Collection[str],
     """(prefer, only_preferred, languages) for retrieve_for_answer: a question that names the
     language of its source ("according to the Arabic report") keeps to the documents in that
     language, when any is retrieved (of `prefer`, a follow-up's previous documents, those in
-    it, else all of them); other questions are left as they are (languages empty)."""
+    it, else all of them); other questions are left as they are (languages empty), and so is
+    one about "both" of two sources that names one of them otherwise ("both the Asr Iran
+    report and the Arabic report" asks about the Persian article too)."""
     named = named_source_languages(question)
-    if not named:
+    if not named or names_other_sources(question):
         return prefer, only_preferred, ()
     in_lang = frozenset(d.id for d in index.documents.values() if d.lang in named)
     if not in_lang or len(in_lang) == len(index.documents):  # none, or all of them: nothing to keep to

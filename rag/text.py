@@ -180,7 +180,7 @@ def _source_pattern(words: dict[str, str]) -> re.Pattern:
         rf"\b{en}\s+(?:(?:and|or)\s+(?:the\s+)?(?:{any_en})\s+)?{noun_en}\b"  # the Arabic (and Persian) report
         rf"|\b{noun_en}\s+(?:written\s+)?in\s+(?:(?:{any_en})\s+(?:and|or)\s+)?{en}\b"  # the report in Arabic
         rf"|\b{noun_fa}\s+(?:به\s*زبان\s+)?(?:(?:{any_fa})\s+و\s*)?{fa}\b"  # خبر عربی / گزارش به زبان عربی
-        rf"|\b{noun_ar}\s+(?:(?:بال|ب)لغه\s+)?(?:(?:{any_ar})\s+و)?{ar}\b")  # الخبر العربي / باللغة العربية
+        rf"|\b(?:[وف]?[بل]?){noun_ar}\s+(?:(?:بال|ب)لغه\s+)?(?:(?:{any_ar})\s+و)?{ar}\b")  # (و)الخبر العربي / باللغة العربية
 
 
 _NAMED_SOURCE = {lang: _source_pattern(words) for lang, words in _LANGUAGE_WORDS.items()}
@@ -192,3 +192,25 @@ def named_source_languages(text: str) -> frozenset[str]:
     it names none (a source named by its outlet, "the Asr Iran report", names no language)."""
     norm = normalize(text)
     return frozenset(lang for lang, pattern in _NAMED_SOURCE.items() if pattern.search(norm))
+
+
+# "both …", "هر دو …", "كلا …", "كل من …": a question about two or more sources at once
+_BOTH = re.compile(r"\b(both)\s+(?:(?:in|from|by)\s+)?(?:the\s+)?|(?:^|\s)(هر\s*دو|کلا|کلتا)\s+|(?:^|\s)(کل\s+من)\s+")
+
+
+def names_other_sources(text: str) -> bool:
+    """Whether a question about "both" of two sources names one of them other than by its
+    language: "according to both the Asr Iran report and the Arabic report", "named both in
+    the Arabic report and in Obama's remarks" ask about more than the Arabic articles, so
+    they cannot be kept to them; "both Arabic reports", "هر دو خبر عربی" and "both the
+    Persian and the Arabic articles" name theirs by language."""
+    norm = normalize(text)
+    if len(named_source_languages(text)) != 1:
+        return False
+    for m in _BOTH.finditer(norm):
+        named = next((n for p in _NAMED_SOURCE.values() if (n := p.match(norm, m.end()))), None)
+        # what follows names sources by their language, in the plural ("both Arabic reports");
+        # Persian "هر دو" and Arabic "كلا" take a singular or dual noun and still mean two
+        if named is None or (m.group(1) and not named.group(0).endswith("s")) or m.group(3):
+            return True
+    return False

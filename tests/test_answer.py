@@ -160,3 +160,6 @@ def test_a_question_that_names_its_sources_language_keeps_to_those_documents(tin
     # nothing named, or every language of the corpus named: left as it was
     assert named_sources(idx, "and then?", (by_lang["fa"],), True) == ((by_lang["fa"],), True, ())
     assert named_sources(idx, "the Persian and Arabic reports, and the English article?", (), False) == ((), False, ())
+    # "both" of two sources, one named by its outlet: not kept to the one named by its language
+    both = tiny_engine.ask("According to both the Tehran Times report and the Arabic report, how long did the meeting last?")
+    assert both.source_langs == () and len({h.passage.doc_id for h in both.hits}) > 1

@@ -6,6 +6,7 @@ from rag.text import (
     MAX_SENTENCE_CHARS,
     detect_lang,
     named_source_languages,
+    names_other_sources,
     normalize,
     sentences,
     tokens,
@@ -106,6 +107,7 @@ def test_detect_lang():
     ("وفي التقرير الفارسيّ؟", {"fa"}),  # a diacritic
     ("بحسب المقال باللغة الإنجليزية", {"en"}),
     ("الخبرين الفارسي والعربي", {"fa", "ar"}),
+    ("كل من التقرير العربي والتقرير الفارسي", {"fa", "ar"}),  # the conjunction و on the noun
     # a language word that is not about a source
     ("What happened in the Persian Gulf?", set()),
     ("What is the Arabic word for peace?", set()),
@@ -115,3 +117,22 @@ def test_detect_lang():
 ])
 def test_a_question_names_its_sources_language_only_beside_a_word_for_a_source(question, langs):
     assert named_source_languages(question) == langs
+
+
+@pytest.mark.parametrize(("question", "other"), [
+    ("In which city did they meet, according to both the Asr Iran report and the Arabic report?", True),
+    ("Which group is named both in the Arabic report and in Obama's remarks?", True),
+    ("طبق هر دو گزارش عصر ایران و خبر عربی چه شد؟", True),
+    ("ماذا يقول كل من تقرير عصر إيران والتقرير العربي؟", True),
+    # both sources named by their language
+    ("According to both Arabic reports, when did they meet?", False),
+    ("What do both the Persian and the Arabic articles say?", False),
+    ("طبق هر دو خبر عربی چه شد؟", False),
+    ("ماذا يقول كلا التقريرين العربيين؟", False),
+    ("ماذا يقول كل من التقرير العربي والتقرير الفارسي؟", False),
+    # no "both"
+    ("According to the Arabic report, when did they meet?", False),
+    ("Did both ministers attend?", False),  # no source named by its language at all
+])
+def test_a_question_about_both_of_two_sources_may_name_one_otherwise(question, other):
+    assert names_other_sources(question) is other
