@@ -477,7 +477,7 @@ def named_sources(index: Index, question: str, prefer: Collection[str],
     named = named_source_languages(question)
     if not named or names_other_sources(question):
         return prefer, only_preferred, ()
-    in_lang = frozenset(d.id for d in index.documents.values() if d.lang in named)
+    in_lang = frozenset().union(*(index.documents_by_lang.get(lang, ()) for lang in named))
     if not in_lang or len(in_lang) == len(index.documents):  # none, or all of them: nothing to keep to
         return prefer, only_preferred, ()
     kept = frozenset(prefer) & in_lang

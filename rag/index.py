@@ -164,6 +164,14 @@ class Index:
         return self.tuning.get("sentence_weights")
 
     @functools.cached_property
+    def documents_by_lang(self) -> dict[str, frozenset[str]]:
+        """Language → the ids of its documents (rag.answer.named_sources; computed once)."""
+        by: dict[str, set[str]] = {}
+        for d in self.documents.values():
+            by.setdefault(d.lang, set()).add(d.id)
+        return {lang: frozenset(ids) for lang, ids in by.items()}
+
+    @functools.cached_property
     def answerability(self):
         """The answerability model shipped for this model (rag.answerability.Model), or None."""
         from rag.answerability import Model
