@@ -180,7 +180,7 @@ def _source_pattern(words: dict[str, str]) -> re.Pattern:
         rf"\b{en}\s+(?:(?:and|or)\s+(?:the\s+)?(?:{any_en})\s+)?{noun_en}\b"  # the Arabic (and Persian) report
         rf"|\b{noun_en}\s+(?:written\s+)?in\s+(?:(?:{any_en})\s+(?:and|or)\s+)?{en}\b"  # the report in Arabic
         rf"|\b{noun_fa}\s+(?:به\s*زبان\s+)?(?:(?:{any_fa})\s+و\s*)?{fa}\b"  # خبر عربی / گزارش به زبان عربی
-        rf"|\b(?:[وف]?[بل]?){noun_ar}\s+(?:(?:بال|ب)لغه\s+)?(?:(?:{any_ar})\s+و)?{ar}\b")  # (و)الخبر العربي / باللغة العربية
+        rf"|\b[وف]?[بل]?{noun_ar}\s+(?:(?:بال|ب)لغه\s+)?(?:(?:{any_ar})\s+و)?{ar}\b")  # (و)الخبر العربي / باللغة العربية
 
 
 _NAMED_SOURCE = {lang: _source_pattern(words) for lang, words in _LANGUAGE_WORDS.items()}
@@ -210,7 +210,8 @@ def names_other_sources(text: str) -> bool:
     for m in _BOTH.finditer(norm):
         named = next((n for p in _NAMED_SOURCE.values() if (n := p.match(norm, m.end()))), None)
         # what follows names sources by their language, in the plural ("both Arabic reports");
-        # Persian "هر دو" and Arabic "كلا" take a singular or dual noun and still mean two
+        # Persian "هر دو" and Arabic "كلا" take a singular or dual noun and still mean two;
+        # Arabic "كل من" lists its sources, and only one language is named: another is named otherwise
         if named is None or (m.group(1) and not named.group(0).endswith("s")) or m.group(3):
             return True
     return False
