@@ -41,9 +41,6 @@ import bench_answerability as ba  # noqa: E402
 import bench_retrieval as br  # noqa: E402
 
 import rag.answer as ra  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.index import Index, build_index  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
 from rag.text import detect_lang, normalize  # noqa: E402
 
@@ -109,15 +106,20 @@ def questions(data: Path) -> list[tuple[str, str, tuple[str, ...], str, bool]]:
     return [x for x in out if asks_for_count(x[1], ba.SET_LANG[x[0]])]
 
 
+def without(retrieve_for_answer, gone: set[str]):
+    """rag.answer.retrieve_for_answer with the documents `gone` taken out of the corpus."""
+    def restricted(index, text, vec, settings, mode=None, k=None, prefer=(), only_preferred=False):
+        n = max(k or settings.k, settings.answer_passages, ra.DENSE_SCAN)
+        hits = retrieve_for_answer(index, text, vec, settings, mode, n + 40, prefer, only_preferred)
+        return [h for h in hits if h.passage.doc_id not in gone][:n]
+    return restricted
+
+
 def main() -> int:
     ap = ba.pool_parser(__doc__)
     ap.add_argument("--show", action="store_true", help="list the answers whose lead states no quantity")
     args = ap.parse_args()
-    docs, _ = br.load_sets(args.data)
-    settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
-    embedder = load_embedder(settings)
-    build_index(settings, embedder, documents=docs + br.news_distractors(args.data, args.distractors))
-    index = Index.load(settings.index_dir, settings, embedder)
+    index, embedder, settings = ba.pool_index(args)
     groups, _ = ba.article_groups(args.data)
     by_article = defaultdict(set)
     for doc_id, key in groups.items():
@@ -128,24 +130,22 @@ def main() -> int:
     original = ra.retrieve_for_answer
     rows = []
     t0 = time.time()
-    for name, q, answers, doc_id, answerable in tqdm(qs, desc="count questions", file=sys.stderr):
-        gone = by_article.get(groups.get(doc_id), {doc_id})
-        for in_corpus in (True, False) if answerable else (True,):
-            def restricted(index, text, vec, settings, mode=None, k=None, prefer=(), only_preferred=False, gone=gone):
-                n = max(k or settings.k, settings.answer_passages, ra.DENSE_SCAN)
-                hits = original(index, text, vec, settings, mode, n + 40, prefer, only_preferred)
-                return [h for h in hits if h.passage.doc_id not in gone][:n]
-            ra.retrieve_for_answer = original if in_corpus else restricted
-            ans = ra.answer(index, embedder, q, settings)
-            ordered = [j for _, j in ans.ordered]
-            lead = index.sentence_text(ordered[0]) if ordered else ""
-            first_q = next((j for j in ordered if states_quantity(index.sentence_text(j))), None)
-            rows.append({"set": name, "answerable": answerable and in_corpus, "abstained": ans.abstained,
-                         "lead_right": bool(lead) and br.contains(lead, answers),
-                         "lead_quantity": bool(lead) and states_quantity(lead),
-                         "q": q, "lead": lead, "answers": answers,
-                         "promoted_right": first_q is not None and br.contains(index.sentence_text(first_q), answers)})
-    ra.retrieve_for_answer = original
+    try:
+        for name, q, answers, doc_id, answerable in tqdm(qs, desc="count questions", file=sys.stderr):
+            gone = by_article.get(groups.get(doc_id), {doc_id})
+            for in_corpus in (True, False) if answerable else (True,):
+                ra.retrieve_for_answer = original if in_corpus else without(original, gone)
+                ans = ra.answer(index, embedder, q, settings)
+                ordered = [j for _, j in ans.ordered]
+                lead = index.sentence_text(ordered[0]) if ordered else ""
+                first_q = next((j for j in ordered if states_quantity(index.sentence_text(j))), None)
+                rows.append({"set": name, "answerable": answerable and in_corpus, "abstained": ans.abstained,
+                             "lead_right": bool(lead) and br.contains(lead, answers),
+                             "lead_quantity": bool(lead) and states_quantity(lead),
+                             "q": q, "lead": lead, "answers": answers,
+                             "promoted_right": first_q is not None and br.contains(index.sentence_text(first_q), answers)})
+    finally:
+        ra.retrieve_for_answer = original
     print(f"\n{cpu_flags_line()}; {len(rows)} question variants in {time.time() - t0:.0f} s\n")
     report(rows)
     if args.show:

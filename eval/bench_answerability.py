@@ -285,13 +285,18 @@ def pool_parser(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
-def load_pool(args) -> tuple[Index, object, list[Item]]:
-    """bench_retrieval's pooled index (built or reused from --work), the embedder, and every question variant."""
+def pool_index(args) -> tuple[Index, object, Settings]:
+    """bench_retrieval's pooled index (built or reused from --work), the embedder and the settings."""
     docs, _ = br.load_sets(args.data)
     settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
     embedder = load_embedder(settings)
     build_index(settings, embedder, documents=docs + br.news_distractors(args.data, args.distractors))
-    index = Index.load(settings.index_dir, settings, embedder)
+    return Index.load(settings.index_dir, settings, embedder), embedder, settings
+
+
+def load_pool(args) -> tuple[Index, object, list[Item]]:
+    """The pooled index (pool_index), the embedder, and every question variant."""
+    index, embedder, settings = pool_index(args)
     return index, embedder, make_items(index, embedder, args.work, args.data, settings, getattr(args, "near", False))
 
 
