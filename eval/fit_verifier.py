@@ -15,7 +15,10 @@ again with its article taken out of the corpus; see eval/bench_answerability.py)
    (train_verifier.PAIRS) and of this measurement (fa>fa).
 
     python eval/fit_verifier.py [--max-wrong 0.05] [--write-calibration]
-                                [--paragraphs-only | --no-paragraphs] [--persian-half]
+                                [--paragraphs-only | --no-paragraphs] [--persian-half] [--margins]
+
+--margins (table 4 only) measures, with the shipped weight and threshold, how close a
+verified second sentence must come to the first (Settings.verified_margin).
 
 --persian-half measures only PersianQA's odd articles, for a verifier trained with
 eval/train_verifier.py --persian (which trains on the even ones).
@@ -107,6 +110,8 @@ def pipeline_rows(index, items, verifier: Verifier) -> list[dict]:
         rows.append({"set": it.set, "answerable": it.answerable, "passes": model.decide(x, pair).answerable,
                      "labels": np.array([bool(it.labels[pos.index(j)]) for _, j, _ in top]),
                      "scores": np.array([s for s, _, _ in top]),
+                     "docs": [h.passage.doc_id for _, _, h in top],
+                     "chars": np.array([len(index.sentence_text(j)) for _, j, _ in top]),
                      "logits": verifier.score(it.question, [index.sentence_text(j) for _, j, _ in top])
                      if top else np.zeros(0)})
     return rows
@@ -155,6 +160,37 @@ def fit(rows: list[dict], max_wrong: float) -> dict:
             "pairs": sorted(set(PAIRS) | {MEASURED_PAIR})}
 
 
+def margins(rows: list[dict], weight: float, threshold: float) -> None:
+    """Table 4: how close (score + weight × log-odds) a verified second sentence must come to
+    the first to join it (Settings.verified_margin), with the shipped weight and threshold,
+    over the answerable variants the verifier answers. As rag.answer.select does, the second
+    comes from the first one's document and reaches the threshold (its test for a sentence
+    that repeats the first is left out here)."""
+    ans = [r for r in rows if r["passes"] and r["answerable"] and len(r["logits"]) and r["logits"].max() >= threshold]
+    print(f"\n4. The second sentence of a verified answer ({len(ans)} answerable variants answered)\n")
+    print("| verified margin | " + " | ".join(f"{s}: first / whole / chars" for s in HELD_OUT) + " |")
+    print("|---|" + "---|" * len(HELD_OUT))
+    for margin in (np.inf, 8.0, 6.0, 4.0, 3.0, 2.0, 1.0, 0.0):
+        cells = []
+        for name in HELD_OUT:
+            firsts, wholes, chars = [], [], []
+            for r in (r for r in ans if r["set"] == name):
+                key = r["scores"] + weight * r["logits"]
+                order = np.argsort(-key, kind="stable")
+                chosen = [int(order[0])]
+                for i in order[1:]:
+                    if key[i] < key[order[0]] - margin:
+                        break
+                    if r["docs"][i] == r["docs"][order[0]] and r["logits"][i] >= threshold:
+                        chosen.append(int(i))
+                        break
+                firsts.append(bool(r["labels"][chosen[0]]))
+                wholes.append(bool(r["labels"][chosen].any()))
+                chars.append(int(r["chars"][chosen].sum()))
+            cells.append(f"{np.mean(firsts):.3f} / {np.mean(wholes):.3f} / {np.mean(chars):.0f}")
+        print(f"| {'none' if np.isinf(margin) else f'{margin:g}'} | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     ap = ba.pool_parser(__doc__)
     ap.add_argument("--max-wrong", type=float, default=0.05)
@@ -166,6 +202,8 @@ def main() -> int:
                     help="table 1 also for PersianQA's questions translated into English (eval/translate_questions.py)")
     ap.add_argument("--min-cosine", type=float, default=0.75,
                     help="with --english: the translations whose cosine with the Persian question reaches this")
+    ap.add_argument("--margins", action="store_true",
+                    help="only table 4: the verified second sentence's margin, with the shipped weight and threshold")
     args = ap.parse_args()
     if not (args.data / "qa/persianqa/pqa_test.json").exists():
         print(f"no data at {args.data}: pass --data", file=sys.stderr)
@@ -185,6 +223,13 @@ def main() -> int:
     index, _, items = ba.load_pool(args)
     rows = pipeline_rows(index, [it for it in items if it.set in HELD_OUT
                                  and (held is None or it.set != "persianqa" or it.article in held)], verifier)
+    if args.margins:
+        from rag.index import default_calibration
+
+        spec = default_calibration(args.model)["verifier"]
+        margins(rows, float(spec["weight"]), float(spec["threshold"]))
+        print(f"\n{time.time() - t0:.0f} s")
+        return 0
     spec = fit(rows, args.max_wrong)
     print(f"\n{time.time() - t0:.0f} s")
     if args.write_calibration:

@@ -83,6 +83,8 @@ class Settings:
     # the previous answer cited (rag/conversation.py)
     prefer_boost: float = 0.1
     sentence_margin: float | None = None  # extra sentences must score within this of the best (None = calibrated)
+    # the same for an answer the verifier read, on its scale (score + weight × log-odds; None = calibrated)
+    verified_margin: float | None = None
     abstain_threshold: float | None = None  # None = the index's calibrated value
     # on: abstain by the answerability model (rag/answerability.py), thresholds per language
     # pair; off: by the sentence scorer's best score against one threshold (as before 0.3)
