@@ -308,10 +308,13 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
            verified: set[int] | None = None) -> list[tuple[float, int, Hit]]:
     """The best sentence, plus up to max_sentences-1 close runners-up that add evidence for it.
 
-    A runner-up is kept when it scores within the margin of the best, comes from the same
-    document (another article may report another event: it stays one click away, among
-    the retrieved passages) unless `extra_sentences` is "any", and does not repeat a
-    sentence already chosen."""
+    A runner-up is kept when it scores within the margin of the best (sentence_margin,
+    fitted on the dialogue gold set by eval/fit_margins.py), comes from the same document
+    (another article may report another event: it stays one click away, among the
+    retrieved passages) unless `extra_sentences` is "any", and does not repeat a sentence
+    already chosen. In an answer the verifier read (`verified`: the sentences it accepts)
+    a runner-up must be one of those, within verified_margin on its scale (unbounded
+    unless set: every bound measured cost answers, see the README's "Concise answers")."""
     if not scored:
         return []
     best = scored[0][0]
