@@ -123,6 +123,9 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
+        for name in ("sentence_margin", "verified_margin"):
+            if getattr(self, name) is not None and not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be a number >= 0 (or unset: the calibrated value)")
         if self.extra_sentences not in ("same-document", "any"):
             raise ValueError(f"extra_sentences must be same-document or any, not {self.extra_sentences!r}")
         if self.reader not in ("auto", "on", "off"):
@@ -174,12 +177,16 @@ class Settings:
             if raw is None:
                 continue
             kind = str(f.type)
-            if "int" in kind and "float" not in kind:
-                values[f.name] = int(raw)
-            elif "float" in kind:
-                values[f.name] = float(raw)
-            else:
-                values[f.name] = raw
+            try:
+                if "int" in kind and "float" not in kind:
+                    values[f.name] = int(raw)
+                elif "float" in kind:
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError:
+                number = "a whole number" if "float" not in kind else "a number"
+                raise ValueError(f"RAG_{f.name.upper()} must be {number}, not {raw!r}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -84,6 +84,18 @@ def test_expected_errors_are_one_line_without_traceback(project):
     assert r.returncode == 2 and "unknown model 'no-such-model'" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("var, raw, message", [
+    ("RAG_VERIFIED_MARGIN", "abc", "error: RAG_VERIFIED_MARGIN must be a number, not 'abc'"),
+    ("RAG_K", "five", "error: RAG_K must be a whole number, not 'five'"),
+    ("RAG_SENTENCE_MARGIN", "-1", "error: sentence_margin must be a number >= 0"),
+    ("RAG_VERIFIED_MARGIN", "nan", "error: verified_margin must be a number >= 0"),
+])
+def test_a_bad_setting_in_the_environment_is_one_line_naming_it(project, monkeypatch, var, raw, message):
+    monkeypatch.setenv(var, raw)
+    r = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "anything"], capture_output=True, text=True, cwd=project)
+    assert r.returncode == 2 and r.stderr.startswith(message) and "Traceback" not in r.stderr
+
+
 def test_index_reports_skipped_files(project, capsys):
     (project / "corpus" / "empty.txt").write_text("", "utf-8")
     assert main(["index", "--quiet"]) == 0
