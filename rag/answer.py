@@ -322,9 +322,7 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
     if margin is None:
         margin = index.tuning.get("sentence_margin", DEFAULT_MARGIN)
     if verified is not None:  # read by the verifier: a runner-up must be verified, and the scores' scale is its own
-        margin = settings.verified_margin
-        if margin is None:
-            margin = index.tuning.get("verifier", {}).get("margin", math.inf)
+        margin = math.inf if settings.verified_margin is None else settings.verified_margin
     chosen = [scored[0]]
     first_doc = scored[0][2].passage.doc_id
     words = [set(tokens(index.sentence_text(scored[0][1])))]

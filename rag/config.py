@@ -83,7 +83,7 @@ class Settings:
     # the previous answer cited (rag/conversation.py)
     prefer_boost: float = 0.1
     sentence_margin: float | None = None  # extra sentences must score within this of the best (None = calibrated)
-    # the same for an answer the verifier read, on its scale (score + weight × log-odds; None = calibrated)
+    # the same for an answer the verifier read, on its scale (score + weight × log-odds; None = unbounded)
     verified_margin: float | None = None
     abstain_threshold: float | None = None  # None = the index's calibrated value
     # on: abstain by the answerability model (rag/answerability.py), thresholds per language
@@ -125,7 +125,7 @@ class Settings:
             raise ValueError("k must be at least 1")
         for name in ("sentence_margin", "verified_margin"):
             if getattr(self, name) is not None and not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be a number >= 0 (or unset: the calibrated value)")
+                raise ValueError(f"{name} must be a number >= 0 (or unset)")
         if self.extra_sentences not in ("same-document", "any"):
             raise ValueError(f"extra_sentences must be same-document or any, not {self.extra_sentences!r}")
         if self.reader not in ("auto", "on", "off"):

@@ -147,7 +147,6 @@ def test_select_after_the_verifier_takes_verified_runners_up_within_its_own_marg
     hit = tiny_engine.ask("پوتین ترامپ").hits[0]
     js = list(idx.passage_sentences(hit.index))
     scored = [(20.0, js[0], hit), (14.0, js[1], hit)]  # the verifier's scale: far apart
-    assert "margin" not in idx.tuning.get("verifier", {})
     # unbounded by default (the reader's margin does not apply), but only verified sentences follow
     assert [j for _, j, _ in select(scored, idx, s.replace(sentence_margin=0.05), {js[0], js[1]})] == js[:2]
     assert [j for _, j, _ in select(scored, idx, s, {js[0]})] == js[:1]
