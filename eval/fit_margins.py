@@ -57,8 +57,7 @@ def run_eval(kind: str, path: Path, margin: float, verified: float) -> dict:
     if math.isfinite(verified):
         env["RAG_VERIFIED_MARGIN"] = str(verified)
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-c", "import sys; from rag.cli import main; sys.exit(main())",
-               "eval", f"--{kind}", str(path), "--out", out, "--quiet"]
+        cmd = [sys.executable, "-m", "rag.cli", "eval", f"--{kind}", str(path), "--out", out, "--quiet"]
         subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         metrics = json.loads((Path(out) / "results.json").read_text("utf-8"))["metrics"]
     return metrics["all"] if kind == "dialogues" else metrics["hybrid"]["all"]
