@@ -53,6 +53,7 @@ from rag.index import Index
 from rag.verifier import load_verifier
 
 READINGS = ("alone", "in-context")
+AFTER_ABSTENTION = "alone: the previous turn was not answered, and this question is answered on its own"
 MAX_CONTEXT_CHARS = 600  # the in-context search text keeps at most this much of the previous one
 
 
@@ -141,6 +142,12 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     verified = context_verified(index, settings, question, in_context)
     judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model,
                       verified)
+    if not previous.answer and not alone.abstained:
+        # the previous turn abstained: it cited nothing and answered nothing, so there is no
+        # evidence to lean on, only its words. A question the sources answer on its own is
+        # then a new question ("What is the capital of Australia?", unanswered, then a
+        # question on the Putin-Trump call); the reading in context stays one click away
+        judgement = replace(judgement, reason=AFTER_ABSTENTION)
     if judgement.reason.startswith("in context"):
         return Reply(question, in_context, READINGS[1], query, alone, question, previous.question, judgement,
                      joined[0], own[0])

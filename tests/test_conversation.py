@@ -9,6 +9,7 @@ import pytest
 
 from rag.answer import Answer, answer, lean_on
 from rag.conversation import (
+    AFTER_ABSTENTION,
     FEATURES,
     MAX_CONTEXT_CHARS,
     Context,
@@ -133,6 +134,26 @@ def test_reply_reads_a_second_turn_both_ways(tiny_engine):
     # both readings answer the question as asked; only what they searched differs
     assert second.answer.question == second.other.question == "چقدر طول کشید؟"
     assert second.judgement is not None and second.other is not None
+
+
+def test_after_an_unanswered_turn_a_question_answered_alone_is_a_new_question(tiny_engine):
+    """A turn that abstained cited nothing: there is no evidence to lean on, so a question
+    the sources answer on its own is read alone, whatever the follow-up model says; the
+    reading in context is still there to swap to."""
+    idx, emb, s = tiny_engine.index, tiny_engine.embedder, tiny_engine.settings
+    ones, zeros = np.ones(len(FEATURES), np.float32), np.zeros(len(FEATURES), np.float32)
+    always = FollowUpModel(zeros, ones, zeros, 5.0)  # every turn a follow-up
+    answered = reply(idx, emb, "پوتین ترامپ تماس", None, s)
+    unanswered = Context("What is the capital of Australia?", "What is the capital of Australia?")
+    assert not answered.answer.abstained and answered.context().answer
+    q = "پوتین و ترامپ تلفنی گفتگو کردند؟"
+    after_answer = reply(idx, emb, q, answered.context(), s, model=always)
+    assert after_answer.reading == "in-context"  # the model decides after an answer
+    after_abstention = reply(idx, emb, q, unanswered, s, model=always)
+    assert not after_abstention.answer.abstained
+    assert after_abstention.reading == "alone" and after_abstention.judgement.reason == AFTER_ABSTENTION
+    assert after_abstention.other_query == f"{unanswered.query} {q}"
+    assert after_abstention.swapped().reading == "in-context"
 
 
 def test_lean_on_reorders_by_closeness_to_the_previous_turn(tiny_engine):
@@ -292,6 +313,24 @@ def test_a_near_miss_after_a_follow_up_is_read_alone_where_the_verifier_rejects_
     assert j.context_verified is not None and j.context_verified < 0
     assert near.reply.reading == "alone" and near.abstained and not near.reply.answer.citations
     assert near.reply.other is not None and not near.reply.other.abstained  # in context it would have been answered
+
+
+@pytest.mark.model
+def test_a_new_question_after_an_unanswered_one_is_read_alone(seed_engine):
+    """"What is the capital of Australia?" abstains; "مدت تماس پوتین و ترامپ چقدر بود؟" (how
+    long was the Putin-Trump call?) after it is a new question: read alone, led by the
+    sentence that answers it (about 50 minutes), as when it is asked first. (The follow-up
+    model alone read it in context, where the lean on the Australia question put another
+    sentence first.)"""
+    idx, emb, s = seed_engine.index, seed_engine.embedder, seed_engine.settings
+    off = reply(idx, emb, "What is the capital of Australia?", None, s)
+    assert off.answer.abstained and not off.context().doc_ids
+    q = "مدت تماس پوتین و ترامپ چقدر بود؟"
+    first = reply(idx, emb, q, None, s)
+    after = reply(idx, emb, q, off.context(), s)
+    assert after.reading == "alone" and after.judgement.reason == AFTER_ABSTENTION
+    assert after.answer.sentences == first.answer.sentences and "۵۰ دقیقه" in after.answer.sentences[0]
+    assert after.swapped().reading == "in-context" and after.other_query.startswith("What is the capital")
 
 
 @pytest.mark.model
