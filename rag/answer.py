@@ -6,6 +6,7 @@ embedding plus a few dot products.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -29,6 +30,47 @@ NO_ANSWER = {
     "ar": "المصادر المتاحة لا تجيب عن هذا السؤال.",
     "en": "The sources do not answer this question.",
 }
+
+
+# what a message that asks nothing looks like ("thanks", "bye", "سلام", "شكرا"): a message
+# without a question mark whose vector is this close (rag/calibration.json, "small_talk",
+# fitted by eval/fit_small_talk.py) to one of these is answered by SMALL_TALK_REPLY, with
+# nothing retrieved, and leaves the conversation where it was (rag.conversation.reply)
+SMALL_TALK = (
+    "thanks", "thank you", "thanks a lot", "hello", "hi", "hey", "good morning", "ok", "okay", "great", "perfect",
+    "nice", "cool", "got it", "I see", "goodbye", "bye", "see you", "yes", "no",
+    "سلام", "درود", "ممنون", "مرسی", "متشکرم", "سپاسگزارم", "خیلی ممنون", "دستت درد نکنه", "خداحافظ", "باشه", "عالی",
+    "خوبه", "بله", "نه", "آره", "فهمیدم", "صبح بخیر", "چه خوب",
+    "مرحبا", "أهلا", "السلام عليكم", "شكرا", "شكرا جزيلا", "مع السلامة", "وداعا", "حسنا", "ممتاز", "جيد", "نعم", "لا",
+    "فهمت", "صباح الخير", "تمام",
+)
+SMALL_TALK_REPLY = {
+    "fa": "این پیام پرسشی نیست. پرسشی دربارهٔ اسناد بپرسید.",
+    "ar": "هذه الرسالة ليست سؤالًا. اطرح سؤالًا عن المستندات.",
+    "en": "That is not a question. Ask a question about the documents.",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def small_talk_vectors(embedder: Embedder) -> np.ndarray:
+    """SMALL_TALK embedded as questions (computed once per embedder)."""
+    return np.asarray(embedder.embed_queries(list(SMALL_TALK)), np.float32)
+
+
+def small_talk_closeness(embedder: Embedder, q_vec: np.ndarray) -> float:
+    """The highest cosine of a question's vector with SMALL_TALK's."""
+    return float((small_talk_vectors(embedder) @ np.asarray(q_vec, np.float32)).max())
+
+
+def asks_nothing(index: Index, embedder: Embedder, question: str, q_vec: np.ndarray) -> bool:
+    """Whether a message is small talk rather than a question: no question mark in it ("how
+    so?", "Who?" and "thanks, and when did they meet?" ask something), and its vector within
+    the fitted cosine of SMALL_TALK's (never where none is fitted for the model: cosines
+    differ by model)."""
+    spec = index.tuning.get("small_talk")
+    if spec is None or "?" in question or "؟" in question:
+        return False
+    return small_talk_closeness(embedder, q_vec) >= float(spec["threshold"])
 
 
 class QuestionError(ValueError):
@@ -81,6 +123,7 @@ class Answer:
     ordered: tuple[tuple[float, int], ...] = ()  # (score, sentence) as read (reader or verifier), best first, before
                                                  # a follow-up's lean on the previous turn (empty when abstained)
     source_langs: tuple[str, ...] = ()  # the languages of the sources the question names, which retrieval kept to
+    small_talk: bool = False  # the message asks nothing ("thanks"): answered by SMALL_TALK_REPLY, nothing retrieved
 
     @property
     def margin(self) -> float:
@@ -109,7 +152,7 @@ class Answer:
             "verified": None if self.verified is None else round(self.verified, 6),
             "threshold": None if self.threshold is None else round(self.threshold, 6), "pair": self.pair,
             "lang": self.lang, "mode": self.mode, "timings_ms": self.timings_ms,
-            "source_langs": list(self.source_langs),
+            "source_langs": list(self.source_langs), "small_talk": self.small_talk,
         }
 
 
@@ -413,6 +456,11 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     if reader is not None and q_tokens is None:
         reader = None
     t1 = time.perf_counter()
+    if asks_nothing(index, embedder, question, q_vec):
+        lang = lang if lang in SMALL_TALK_REPLY else "en"
+        return Answer(question, SMALL_TALK_REPLY[lang], True, [], [], 0.0, None, lang, mode,
+                      {"embed": round((t1 - t0) * 1000, 1), "total": round((time.perf_counter() - t0) * 1000, 1)},
+                      small_talk=True)
     k = k or settings.k
     s_text, s_vec = search if search is not None else (question, q_vec)
     prefer, only_preferred, source_langs = named_sources(index, question, prefer, only_preferred)

@@ -28,6 +28,11 @@ measured by the embedding model, in any language; and whether the verifier, read
 question's own words beside the in-context reading's best sentences, finds one that
 states what is asked (a self-contained question that only borrows the previous turn's
 evidence is read alone, where it may abstain). Without the model a simpler rule decides.
+
+Two cases are settled before the model: after a turn that abstained, a question the
+sources answer on its own is read alone (there is no evidence to lean on); small talk
+("thanks", rag.answer.asks_nothing) gets its fixed reply and leaves the conversation
+where it was (`Reply.carried`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from rag.answer import (
     CANDIDATES,
     Answer,
     answer,
+    asks_nothing,
     check_question,
     embed_questions,
     verifier_logits,
@@ -93,9 +99,13 @@ class Reply:
     # `query` and `other_query` embedded, so that the next turn need not embed them again
     query_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     other_vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # small talk ("thanks") leaves the conversation where it was: the next turn leans on this
+    carried: Context | None = None
 
-    def context(self) -> Context:
+    def context(self) -> Context | None:
         """What the next turn may lean on."""
+        if self.answer.small_talk:
+            return self.carried
         return Context(self.question, self.query, self.answer.doc_ids,
                        "" if self.answer.abstained else " ".join(self.answer.sentences), self.query_vector)
 
@@ -134,6 +144,11 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     carried = previous.vector is not None and np.shape(previous.vector) == index.sentence_vectors.shape[1:]
     texts = [question, query] if carried else [question, query, previous.query]
     own, joined, *rest = embed_questions(index, embedder, texts, settings)
+    if asks_nothing(index, embedder, question, own[0]):
+        # "thanks", "bye": not a turn of the conversation (no reading to choose, nothing cited);
+        # the next question leans on the turn before it
+        return Reply(question, answer(index, embedder, question, settings, mode, k, embedded=own), READINGS[0],
+                     question, query_vector=own[0], carried=previous)
     before = previous.vector if carried else rest[0][0]
     alone = answer(index, embedder, question, settings, mode, k, embedded=own)
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,

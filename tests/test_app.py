@@ -404,6 +404,17 @@ def test_a_later_turn_says_how_it_was_understood_and_can_be_taken_the_other_way(
 
 
 @pytest.mark.model
+def test_thanks_gets_the_small_talk_reply_and_the_next_turn_leans_on_the_question_before(seed_app):
+    ask(seed_app, "Where did Kerry and Zarif meet?")
+    html = ask(seed_app, "thanks!")
+    assert "rag-abstain" in html[0] and "That is not a question. Ask a question about the documents." in html[0]
+    assert reading_note(seed_app, 1) == "" and not any("rag-snippet" in h for h in html)  # no reading, no passages
+    assert not [b for b in seed_app.button if b.key == "swap-1"]
+    ask(seed_app, "And how long did it last?")
+    assert seed_app.session_state.exchanges[2].shown.previous == "Where did Kerry and Zarif meet?"
+
+
+@pytest.mark.model
 def test_opening_a_document_marks_the_cited_span(seed_app):
     ask(seed_app, "مدت تماس پوتین و ترامپ چقدر بود؟")
     seed_app.button(key="open-0-0").click().run()

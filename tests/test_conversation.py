@@ -156,6 +156,22 @@ def test_after_an_unanswered_turn_a_question_answered_alone_is_a_new_question(ti
     assert after_abstention.swapped().reading == "in-context"
 
 
+def test_small_talk_needs_a_threshold_fitted_for_the_model(tiny_engine):
+    """Cosines are not comparable across models: the shipped threshold is the real model's,
+    and with another (the tests' hash model) nothing is taken for small talk."""
+    from pathlib import Path
+
+    from rag.answer import SMALL_TALK, asks_nothing
+
+    shipped = json.loads((Path(__file__).resolve().parent.parent / "rag" / "calibration.json").read_text("utf-8"))
+    spec = shipped["embeddinggemma-300m"]["small_talk"]
+    assert 0 < spec["threshold"] < 1 and "eval/fit_small_talk.py" in spec["source"]
+    idx, emb, s = tiny_engine.index, tiny_engine.embedder, tiny_engine.settings
+    assert "small_talk" not in idx.tuning
+    assert not asks_nothing(idx, emb, SMALL_TALK[0], emb.embed_queries([SMALL_TALK[0]])[0])
+    assert not reply(idx, emb, SMALL_TALK[0], None, s).answer.small_talk
+
+
 def test_lean_on_reorders_by_closeness_to_the_previous_turn(tiny_engine):
     idx, emb, s = tiny_engine.index, tiny_engine.embedder, tiny_engine.settings
     a = answer(idx, emb, "پوتین ترامپ تماس", s)
@@ -331,6 +347,35 @@ def test_a_new_question_after_an_unanswered_one_is_read_alone(seed_engine):
     assert after.reading == "alone" and after.judgement.reason == AFTER_ABSTENTION
     assert after.answer.sentences == first.answer.sentences and "۵۰ دقیقه" in after.answer.sentences[0]
     assert after.swapped().reading == "in-context" and after.other_query.startswith("What is the capital")
+
+
+@pytest.mark.model
+def test_small_talk_is_not_answered_and_leaves_the_conversation_where_it_was(seed_engine):
+    """"ممنون" (thanks) after an answer was read as a follow-up and answered with another
+    cited sentence; it now gets the small-talk reply, nothing retrieved or cited, and the
+    next question leans on the turn before it, answered as without it."""
+    from rag.answer import SMALL_TALK_REPLY, asks_nothing
+
+    idx, emb, s = seed_engine.index, seed_engine.embedder, seed_engine.settings
+    first = reply(idx, emb, "کری در تماس تلفنی با کدام وزیر خارجه گفتگو کرد؟", None, s)
+    assert not first.answer.abstained
+    thanks = reply(idx, emb, "ممنون", first.context(), s)
+    a = thanks.answer
+    assert a.small_talk and a.abstained and not a.citations and not a.hits and a.text == SMALL_TALK_REPLY["fa"]
+    assert thanks.other is None and thanks.previous is None  # no reading to choose, none to show
+    assert thanks.context() == first.context()
+    follow = reply(idx, emb, "درباره چه موضوعی؟", thanks.context(), s)
+    plain = reply(idx, emb, "درباره چه موضوعی؟", first.context(), s)
+    assert follow.previous == first.question and follow.reading == plain.reading
+    assert follow.answer.sentences == plain.answer.sentences and not follow.answer.abstained
+    # a first message of small talk: nothing to lean on afterwards
+    hello = reply(idx, emb, "hello", None, s)
+    assert hello.answer.small_talk and hello.answer.text == SMALL_TALK_REPLY["en"] and hello.context() is None
+    # what asks something is never small talk, however short or polite
+    for q in ("Who?", "thanks, and when did they meet?", "شكرا، ومتى التقيا؟", "Where did Kerry and Zarif meet?"):
+        v = emb.embed_queries([q])[0]
+        assert not asks_nothing(idx, emb, q, v), q
+    assert not reply(idx, emb, "Where did Kerry and Zarif meet?", thanks.context(), s).answer.small_talk
 
 
 @pytest.mark.model

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.answer import NO_ANSWER
+from rag.answer import NO_ANSWER, SMALL_TALK_REPLY
 from rag.conversation import Context, Reply
 from rag.index import Index
 from rag.text import detect_lang
@@ -43,7 +43,7 @@ class Turn:
     query: str  # what this reading searched
     reading: str  # READ_ALONE or READ_IN_CONTEXT
     previous: str | None  # the previous question (None on a first turn)
-    context: Context  # what the next question may lean on when this reading is kept
+    context: Context | None  # what the next question may lean on when this reading is kept (None: nothing)
     abstained: bool
     message: str  # shown instead of sentences when abstained
     sentences: tuple[tuple[int, str], ...]  # (n, sentence)
@@ -101,7 +101,8 @@ def make_turn(reply: Reply, index: Index, closest: int = 3, more: int = 3) -> Tu
                 others.append(Snippet(0, doc.id, doc.title, doc.source, h.passage.text, 0, 0,
                                       h.passage.start, h.passage.end, doc.date, _page(doc, h.passage.start)))
     lang = detect_lang(reply.question)
-    message = NO_ANSWER.get(lang, NO_ANSWER.get(ans.lang, NO_ANSWER["en"]))
+    replies = SMALL_TALK_REPLY if ans.small_talk else NO_ANSWER
+    message = replies.get(lang, replies.get(ans.lang, replies["en"]))
     return Turn(reply.question, reply.query, reply.reading, reply.previous, reply.context(), ans.abstained, message,
                 tuple((c.n, c.text) for c in ans.citations), tuple(snippets), ans.mode, dict(ans.timings_ms),
                 tuple(others), ans.source_langs)
