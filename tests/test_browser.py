@@ -242,12 +242,13 @@ class Seen:
 
 TURNS = ("لاوروف با چه کسی تماس تلفنی داشت؟",  # who did Lavrov phone? (the Arabic article: Kerry)
          "درباره چه موضوعی صحبت کردند؟",  # what did they talk about? (only answerable with turn 1)
-         "What is the capital of Australia?")  # not in the corpus
+         "What is the capital of Australia?",  # not in the corpus
+         "ممنون")  # thanks: small talk, not a question
 
 
 @pytest.fixture(scope="module")
 def conversation(seed_index_dir, tmp_path_factory):
-    """The three turns asked once in a headless chromium asking for Persian pages: what
+    """The four turns asked once in a headless chromium asking for Persian pages: what
     each turn showed, and the computed direction of the page's parts."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -338,7 +339,7 @@ def test_the_conversation_runs_right_to_left_in_the_persian_interface(conversati
 def test_the_conversation_notes_how_each_later_turn_was_understood(conversation):
     seen, _ = conversation
     assert seen[0].note == ""  # a first question has one reading
-    for s in seen[1:]:
+    for s in seen[1:3]:
         assert s.note_dir == "rtl" and s.note
         if s.note == FA["reading_alone"]:
             assert any(FA["ask_in_context"] in b for b in s.buttons)
@@ -350,7 +351,7 @@ def test_the_conversation_notes_how_each_later_turn_was_understood(conversation)
 @pytest.mark.model
 def test_the_conversation_answers_cite_the_article_and_the_off_topic_question_abstains(conversation):
     seen, _ = conversation
-    first, _, third = seen
+    first, _, third, _ = seen
     assert "كيري" in first.answer and first.refs and first.marks  # Lavrov phoned Kerry
     assert CONVERSATION_DOC in first.sources[0]
     assert "rag-abstain" in third.answer_class and third.refs == 0 and third.marks == 0
@@ -368,3 +369,13 @@ def test_the_follow_up_is_answered_from_the_previous_turn(conversation):
     assert second.note == FA["reading_in_context"].format(previous=TURNS[0])
     assert second.refs and CONVERSATION_DOC in second.sources[0]
     assert any(normalize(w) in normalize(second.answer) for w in ("تحالف", "الدولة الإسلامية", "داعش")), second.answer
+
+
+@pytest.mark.model
+def test_thanks_gets_the_small_talk_reply_right_to_left_with_no_reading(conversation):
+    from rag.answer import SMALL_TALK_REPLY
+
+    thanks = conversation[0][3]
+    assert thanks.answer == SMALL_TALK_REPLY["fa"] and "rag-abstain" in thanks.answer_class
+    assert thanks.answer_dir == "rtl" and thanks.refs == 0 and thanks.marks == 0 and thanks.sources == []
+    assert thanks.note == "" and not any(FA["ask_alone"] in b or FA["ask_in_context"] in b for b in thanks.buttons)
