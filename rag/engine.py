@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from rag import runtime
-from rag.answer import Answer, answer
+from rag.answer import Answer, answer, small_talk_vectors
 from rag.config import Settings
 from rag.corpus import CorpusLoad, load_project_corpus
 from rag.embedding import Embedder, load_embedder
@@ -71,7 +71,7 @@ class Engine:
         from rag import verifier
 
         _ = self.index
-        self.embedder.embed_queries(["warm up"])
+        small_talk_vectors(self.embedder)  # warms the model up, and the first question need not embed them
         verifier.warm_up(self.settings)
         return self
 

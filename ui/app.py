@@ -17,7 +17,7 @@ from datetime import date as _date
 import streamlit as st
 
 from rag import progress, verifier
-from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule
+from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule, small_talk_vectors
 from rag.config import MODES, Settings
 from rag.conversation import reply
 from rag.corpus import SUFFIXES
@@ -52,7 +52,7 @@ def T(key: str, **fmt: object) -> str:  # noqa: N802 - the one short name the ap
 def shared_engine(key: str, _settings: Settings) -> Engine:
     """One engine per settings and process, shared by all sessions (key: the settings' repr)."""
     engine = Engine(_settings, load_embedder(_settings))
-    engine.embedder.embed_queries(["warm up"])  # the first question is then as fast as the rest …
+    small_talk_vectors(engine.embedder)  # warms the model: the first question is then as fast as the rest …
     verifier.warm_up(_settings)  # … and needs no model loaded
     return engine
 
