@@ -129,8 +129,11 @@ def _cap(text: str, s: int, e: int) -> list[Span]:
 
 
 _FA_ONLY = set("پچژگ")
-_FA_WORDS = {normalize(w) for w in "است را این که می برای شد کرد چه چقدر کدام چند آیا بود های هم نیز شده کند".split()}
-_AR_WORDS = {normalize(w) for w in "في من على إلى التي الذي الذين أن هل كم ما متى ماذا كيف عن مع هذا هذه كان".split()}
+_FA_WORDS = {normalize(w) for w in "است را این که می برای شد کرد چه چقدر کدام چند آیا بود های هم نیز شده کند "
+             # and what small talk is made of ("ممنون", "خیلی مرسی"), which has few function words
+             "ممنون متشکرم مرسی سلام خیلی باشه خداحافظ سپاس سپاسگزارم خوبه".split()}
+_AR_WORDS = {normalize(w) for w in "في من على إلى التي الذي الذين أن هل كم ما متى ماذا كيف عن مع هذا هذه كان "
+             "شكرا جزيلا مرحبا أهلا حسنا عليكم وداعا جيد ممتاز شكرًا".split()}
 
 
 def detect_lang(text: str) -> str:

@@ -95,6 +95,16 @@ def test_detect_lang():
     assert detect_lang("12345 !!!") == "other"
 
 
+@pytest.mark.parametrize(("text", "lang"), [
+    ("شكرا", "ar"), ("شكرا جزيلا", "ar"), ("مرحبا", "ar"), ("أهلا", "ar"), ("حسنا", "ar"), ("السلام عليكم", "ar"),
+    ("ممنون", "fa"), ("خیلی مرسی", "fa"), ("سلام", "fa"), ("باشه", "fa"),
+])
+def test_small_talk_has_its_language_too(text, lang):
+    """Small talk has few function words; its reply must still come in its language (an
+    Arabic "شكرا" was taken for Persian, the tie's default)."""
+    assert detect_lang(text) == lang
+
+
 @pytest.mark.parametrize(("question", "langs"), [
     ("According to the Arabic report, who joined Kerry and Zarif?", {"ar"}),
     ("What does the report in Persian say?", {"fa"}),
