@@ -52,6 +52,21 @@ def test_make_turn_marks_the_cited_sentence_inside_its_passage(tiny_engine):
     assert make_exchange(got, tiny_engine.index).other is None  # a first turn has one reading
 
 
+@pytest.mark.parametrize("message, ui_lang, expected", [
+    ("👍", "fa", "fa"), ("👍", "ar", "ar"), ("👍", "en", "en"),  # no language of its own: the interface's
+    ("شكرا", "en", "ar"), ("thanks", "fa", "en"),  # its own language first
+])
+def test_a_small_talk_reply_is_in_the_message_language_else_the_interface_language(tiny_engine, message, ui_lang,
+                                                                                    expected):
+    from rag.answer import SMALL_TALK_REPLY, Answer
+    from rag.conversation import Reply
+
+    ans = Answer(message, SMALL_TALK_REPLY["en"], True, [], [], 0.0, None, "en", "hybrid", small_talk=True)
+    turn = make_turn(Reply(message, ans, "alone", message), tiny_engine.index, ui_lang=ui_lang)
+    assert turn.abstained and turn.message == SMALL_TALK_REPLY[expected] and not turn.snippets
+    assert turn.context is None  # a first message of small talk leaves nothing to lean on
+
+
 def test_snippets_carry_the_document_date_and_page(tiny_project):
     from rag.engine import Engine
 

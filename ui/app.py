@@ -347,7 +347,7 @@ def ask(engine: Engine, question: str, k: int, mode: str) -> None:
         with st.chat_message("assistant"):
             st.error(T("strict_unavailable" if st.session_state.get("strict") else "verifier_unavailable", error=e))
         return
-    exchanges.append(make_exchange(got, index))
+    exchanges.append(make_exchange(got, index, LANG))
     show_exchange(len(exchanges) - 1, exchanges[-1])
 
 

@@ -71,9 +71,10 @@ def _page(doc, offset: int) -> int | None:
     return page_at(offset) if callable(page_at) else None
 
 
-def make_turn(reply: Reply, index: Index, closest: int = 3, more: int = 3) -> Turn:
+def make_turn(reply: Reply, index: Index, closest: int = 3, more: int = 3, ui_lang: str = "en") -> Turn:
     """The Turn for the kept reading of a reply, with passages, titles and dates taken from
-    the index it came from."""
+    the index it came from. An abstention or small-talk reply is in the question's language,
+    or in the interface language (`ui_lang`) when the message has none ("👍", "123")."""
     ans = reply.answer
     snippets = []
     if not ans.abstained:
@@ -102,16 +103,16 @@ def make_turn(reply: Reply, index: Index, closest: int = 3, more: int = 3) -> Tu
                                       h.passage.start, h.passage.end, doc.date, _page(doc, h.passage.start)))
     lang = detect_lang(reply.question)
     replies = SMALL_TALK_REPLY if ans.small_talk else NO_ANSWER
-    message = replies.get(lang, replies.get(ans.lang, replies["en"]))
+    message = replies.get(lang, replies.get(ui_lang, replies["en"]))
     return Turn(reply.question, reply.query, reply.reading, reply.previous, reply.context(), ans.abstained, message,
                 tuple((c.n, c.text) for c in ans.citations), tuple(snippets), ans.mode, dict(ans.timings_ms),
                 tuple(others), ans.source_langs)
 
 
-def make_exchange(reply: Reply, index: Index) -> Exchange:
+def make_exchange(reply: Reply, index: Index, ui_lang: str = "en") -> Exchange:
     """Both readings of a reply as Turns (the other one only after a first turn)."""
-    other = make_turn(reply.swapped(), index) if reply.other is not None else None
-    return Exchange(make_turn(reply, index), other)
+    other = make_turn(reply.swapped(), index, ui_lang=ui_lang) if reply.other is not None else None
+    return Exchange(make_turn(reply, index, ui_lang=ui_lang), other)
 
 
 def context_of(exchanges: list[Exchange]) -> Context | None:
