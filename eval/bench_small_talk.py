@@ -1,6 +1,6 @@
 """Small talk in a conversation: "thanks" after an answer, and the turns after it.
 
-Two measures, each run with small talk recognised (rag.answer.asks_nothing, as shipped)
+Two measures, each run with small talk recognised (rag.small_talk.asks_nothing, as shipped)
 and without it (the same code, the check switched off), over the dialogue gold set:
 
 1. each dialogue's first question, then a small-talk message of eval/fit_small_talk.py's

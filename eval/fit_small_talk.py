@@ -3,7 +3,7 @@
 After an answer, "thanks" or "bye" was read as a follow-up ("and then?" also says nothing
 on its own) and answered with another cited sentence of the previous topic. A message
 without a question mark whose query vector comes within a cosine threshold of one of
-rag.answer.SMALL_TALK's, and closer to them than to any of rag.answer.ASKS ("more
+rag.small_talk.SMALL_TALK's, and closer to them than to any of rag.small_talk.ASKS ("more
 details", "and Iran"), is
 now answered by a fixed reply, with nothing retrieved, and leaves the conversation where
 it was.
@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT / "eval"))
 
 from bench_retrieval import write_tuning  # noqa: E402
 
-from rag.answer import SMALL_TALK, small_talk_vectors  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.engine import Engine  # noqa: E402
 from rag.evaluation.gold import load_squad  # noqa: E402
 from rag.runtime import cpu_flags_line  # noqa: E402
+from rag.small_talk import SMALL_TALK, small_talk_vectors  # noqa: E402
 
 DEV_SETS = (("xquad_ar", "qa/xquad_ar/xquad.ar.json"), ("xquad.en", "qa/xquad_ar/xquad.en.json"),
             ("mlqa_ar_dev", "qa/mlqa_ar_dev/MLQA-dev-context-ar-question-ar.json"),
@@ -84,7 +84,7 @@ REQUESTS = (
 
 
 def taken(texts, c: tuple[np.ndarray, np.ndarray], threshold: float) -> np.ndarray:
-    """rag.answer.asks_nothing: close enough to small talk, closer to it than to ASKS, and
+    """rag.small_talk.asks_nothing: close enough to small talk, closer to it than to ASKS, and
     no question mark."""
     talk, asks = c
     return (talk >= threshold) & (talk > asks) & np.array(["?" not in t and "؟" not in t for t in texts])
@@ -150,7 +150,7 @@ def main() -> int:
         write_tuning(args.model, {"small_talk": {
             "threshold": threshold,
             "source": f"eval/fit_small_talk.py: the highest cosine of a dev-set question ({', '.join(dev)}: "
-                      f"{sum(len(q) for q in dev.values())} questions) with rag.answer.SMALL_TALK, {top:.3f}, "
+                      f"{sum(len(q) for q in dev.values())} questions) with rag.small_talk.SMALL_TALK, {top:.3f}, "
                       f"+ {args.margin:g}"}})
     return 0
 

@@ -31,7 +31,7 @@ evidence is read alone, where it may abstain). Without the model a simpler rule 
 
 Two cases are settled before the model: after a turn that abstained, a question the
 sources answer on its own is read alone (there is no evidence to lean on); small talk
-("thanks", rag.answer.asks_nothing) gets its fixed reply and leaves the conversation
+("thanks", rag.small_talk) gets its fixed reply and leaves the conversation
 where it was (`Reply.carried`).
 """
 
@@ -46,7 +46,6 @@ from rag.answer import (
     CANDIDATES,
     Answer,
     answer,
-    asks_nothing,
     check_question,
     embed_questions,
     verifier_logits,
@@ -56,6 +55,7 @@ from rag.config import Settings
 from rag.embedding import Embedder
 from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
 from rag.index import Index
+from rag.small_talk import asks_nothing
 from rag.verifier import load_verifier
 
 READINGS = ("alone", "in-context")

@@ -13,12 +13,13 @@ import threading
 from dataclasses import dataclass
 
 from rag import runtime
-from rag.answer import Answer, answer, small_talk_vectors
+from rag.answer import Answer, answer
 from rag.config import Settings
 from rag.corpus import CorpusLoad, load_project_corpus
 from rag.embedding import Embedder, load_embedder
 from rag.index import BuildReport, Index, IndexProblem, build_index
 from rag.progress import OnProgress
+from rag.small_talk import small_talk_vectors
 
 
 @dataclass

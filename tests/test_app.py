@@ -58,8 +58,9 @@ def test_make_turn_marks_the_cited_sentence_inside_its_passage(tiny_engine):
 ])
 def test_a_small_talk_reply_is_in_the_message_language_else_the_interface_language(tiny_engine, message, ui_lang,
                                                                                     expected):
-    from rag.answer import SMALL_TALK_REPLY, Answer
+    from rag.answer import Answer
     from rag.conversation import Reply
+    from rag.small_talk import SMALL_TALK_REPLY
 
     ans = Answer(message, SMALL_TALK_REPLY["en"], True, [], [], 0.0, None, "en", "hybrid", small_talk=True)
     turn = make_turn(Reply(message, ans, "alone", message), tiny_engine.index, ui_lang=ui_lang)

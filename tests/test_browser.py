@@ -373,7 +373,7 @@ def test_the_follow_up_is_answered_from_the_previous_turn(conversation):
 
 @pytest.mark.model
 def test_thanks_gets_the_small_talk_reply_right_to_left_with_no_reading(conversation):
-    from rag.answer import SMALL_TALK_REPLY
+    from rag.small_talk import SMALL_TALK_REPLY
 
     thanks = conversation[0][3]
     assert thanks.answer == SMALL_TALK_REPLY["fa"] and "rag-abstain" in thanks.answer_class

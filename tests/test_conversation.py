@@ -161,7 +161,7 @@ def test_small_talk_needs_a_threshold_fitted_for_the_model(tiny_engine):
     and with another (the tests' hash model) nothing is taken for small talk."""
     from pathlib import Path
 
-    from rag.answer import SMALL_TALK, asks_nothing
+    from rag.small_talk import SMALL_TALK, asks_nothing
 
     shipped = json.loads((Path(__file__).resolve().parent.parent / "rag" / "calibration.json").read_text("utf-8"))
     spec = shipped["embeddinggemma-300m"]["small_talk"]
@@ -354,7 +354,7 @@ def test_small_talk_is_not_answered_and_leaves_the_conversation_where_it_was(see
     """"ممنون" (thanks) after an answer was read as a follow-up and answered with another
     cited sentence; it now gets the small-talk reply, nothing retrieved or cited, and the
     next question leans on the turn before it, answered as without it."""
-    from rag.answer import SMALL_TALK_REPLY, asks_nothing
+    from rag.small_talk import SMALL_TALK_REPLY, asks_nothing
 
     idx, emb, s = seed_engine.index, seed_engine.embedder, seed_engine.settings
     first = reply(idx, emb, "کری در تماس تلفنی با کدام وزیر خارجه گفتگو کرد؟", None, s)

@@ -17,7 +17,7 @@ from datetime import date as _date
 import streamlit as st
 
 from rag import progress, verifier
-from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule, small_talk_vectors
+from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule
 from rag.config import MODES, Settings
 from rag.conversation import reply
 from rag.corpus import SUFFIXES
@@ -26,6 +26,7 @@ from rag.engine import Engine
 from rag.index import BuildReport, Index, IndexProblem
 from rag.models import ModelError, ensure_model, model_on_disk
 from rag.progress import OnProgress
+from rag.small_talk import small_talk_vectors
 from rag.verifier import VerifierError
 from ui import i18n, render
 from ui.builds import Builds, Job

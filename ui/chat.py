@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag.answer import NO_ANSWER, SMALL_TALK_REPLY
+from rag.answer import NO_ANSWER
 from rag.conversation import Context, Reply
 from rag.index import Index
+from rag.small_talk import SMALL_TALK_REPLY
 from rag.text import detect_lang
 
 READ_ALONE, READ_IN_CONTEXT = "alone", "in-context"
