@@ -176,3 +176,23 @@ def test_a_question_that_names_its_sources_language_keeps_to_those_documents(tin
     # "both" of two sources, one named by its outlet: not kept to the one named by its language
     both = tiny_engine.ask("According to both the Tehran Times report and the Arabic report, how long did the meeting last?")
     assert both.source_langs == () and len({h.passage.doc_id for h in both.hits}) > 1
+
+
+def test_a_sentence_of_under_three_content_words_is_never_an_answer(tiny_project, monkeypatch):
+    """Site furniture left in an article ("نظر شما", "ارسال نظر") is a sentence of its own:
+    a question close to it (here, its own words) must not be answered with it."""
+    import rag.answer as answer_mod
+    from rag.embedding import HashEmbedder
+    from rag.engine import Engine
+
+    (tiny_project.corpus_dir / "furniture.txt").write_text(
+        "وزیر خارجه در نیویورک با همتای خود دیدار کرد و درباره مذاکرات گفتگو کرد.\n"
+        "نظر شما\nارسال نظر", "utf-8")
+    engine = Engine(tiny_project, HashEmbedder(256))
+    engine.build()
+    settings = tiny_project.replace(abstain_threshold=-100.0, answerability="off", reader="off")
+    ans = engine.ask("ارسال نظر شما", settings=settings)
+    assert ans.sentences and not any(s.strip() in ("نظر شما", "ارسال نظر") for s in ans.sentences), ans.sentences
+    monkeypatch.setattr(answer_mod, "MIN_ANSWER_WORDS", 0)  # the rule is what keeps them out
+    ans = engine.ask("ارسال نظر شما", settings=settings)
+    assert ans.sentences[0].strip() in ("نظر شما", "ارسال نظر"), ans.sentences
