@@ -194,7 +194,8 @@ def cmd_serve(args) -> int:
     env = dict(os.environ, RAG_PROJECT_ROOT=str(settings.project_root), RAG_CORPUS_DIR=str(settings.corpus_dir),
                RAG_INDEX_DIR=str(settings.index_dir), RAG_MODEL=settings.model)
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
-           "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]  # as .streamlit/config.toml, wherever it is started from
     print(f"opening the chat app at http://{args.address}:{args.port}", file=sys.stderr)
     os.execvpe(cmd[0], cmd, env)
     return 0

@@ -288,6 +288,13 @@ def conversation(seed_index_dir, tmp_path_factory):
                 const track = document.querySelector('[data-testid="stSlider"] [role="group"] > [data-orientation]');
                 const [fill, thumb] = track.children, t = track.getBoundingClientRect(), h = thumb.getBoundingClientRect();
                 return [(h.left + h.width / 2 - t.left) / t.width, getComputedStyle(fill).transform];""")
+            page["uploader"] = driver.execute_script("""
+                const p = document.querySelector('[data-testid="stFileUploaderDropzone"] button p');
+                const s = document.querySelector('[data-testid="stFileUploaderDropzoneInstructions"] span');
+                return [getComputedStyle(p, '::after').content, getComputedStyle(p).fontSize,
+                        getComputedStyle(s, '::after').content, getComputedStyle(s).fontSize];""")
+            page["toolbar"] = [e.text for e in driver.find_elements(
+                By.CSS_SELECTOR, '[data-testid="stAppDeployButton"], [data-testid="stMainMenu"]')]
             passage = driver.find_elements(By.CSS_SELECTOR, ".rag-passage")[0]
             page["passage"] = (driver.execute_script(style, passage), passage.get_attribute("dir"))
 
@@ -333,6 +340,12 @@ def test_the_conversation_runs_right_to_left_in_the_persian_interface(conversati
     direction, text = page["alert"]
     assert direction == "rtl" and text.startswith("tool.txt") and ("خوانده نمی‌شود" in text or "سندی برای افزودن" in text)
     assert all(FA["open_document"] in " ".join(s.buttons) for s in seen[:2])
+    # Streamlit's own words: the uploader's are drawn from the catalogue over its hidden
+    # English ones, and the "Deploy" button and developer menu are not shown at all
+    button, button_size, limit, limit_size = page["uploader"]
+    assert button == f'"{FA["upload_button"]}"' and button_size == "0px", page["uploader"]
+    assert limit.startswith('"' + FA["upload_limit"].split("{")[0]) and "PDF" in limit and limit_size == "0px"
+    assert page["toolbar"] == []
 
 
 @pytest.mark.model

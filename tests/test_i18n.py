@@ -89,6 +89,23 @@ def test_the_layout_style_follows_the_interface_and_the_browser(lang, locale, ex
     assert render.layout_style(lang, locale) == expected
 
 
+@pytest.mark.parametrize("lang", ["en", "fa", "ar"])
+def test_the_uploaders_own_words_come_from_the_catalogue(lang):
+    from rag.corpus import SUFFIXES
+
+    css = render.uploader_style(lang, 7, SUFFIXES)
+    assert f'content: "{i18n.t(lang, "upload_button")}"' in css
+    assert f'content: "{i18n.t(lang, "upload_limit", mb=7, types=", ".join(x.lstrip(".").upper() for x in SUFFIXES))}"' in css
+    assert css.count("<") == 2 and css.startswith("<style>") and css.endswith("</style>")
+
+
+def test_a_css_string_cannot_end_its_quotes_or_the_style_element():
+    assert render.css_string('a"b') == r'"a\22 b"'
+    assert render.css_string("x</style><script>") == r'"x\3c /style\3e \3c script\3e "'
+    assert render.css_string("back\\slash\nline") == r'"back\5c slash\a line"'
+    assert render.css_string("بارگذاری") == '"بارگذاری"'
+
+
 @pytest.mark.parametrize("locale, rtl", [("fa", True), ("ar-EG", True), ("he_IL", True), ("ur-PK", True),
                                          ("pa-Arab", True), ("en-US", False), ("fr", False), (None, False), ("", False)])
 def test_right_to_left_browser_languages(locale, rtl):

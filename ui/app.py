@@ -164,6 +164,7 @@ def sidebar(engine: Engine, index: Index, builds: Builds) -> tuple[int, str]:
         st.header(T("sidebar_add"))
         for kind, key, fields in st.session_state.get("notices", []):  # the last upload's, until the next
             getattr(st, kind)(T(key, **fields))
+        st.html(render.uploader_style(LANG, engine.settings.max_file_mb, SUFFIXES))
         files = st.file_uploader(
             T("uploader"), type=[x.lstrip(".") for x in SUFFIXES],
             accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}",

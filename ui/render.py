@@ -67,6 +67,32 @@ def layout_style(lang: str, browser_locale: str | None = None) -> str:
     return RTL_STYLE + SLIDER_LTR if rtl else ""
 
 
+# Streamlit's file uploader has no parameter for its own words ("Upload", "… per file •
+# TXT, …"; streamlit/streamlit#13500): they are hidden and drawn again from the catalogue
+_DROPZONE = '[data-testid="stFileUploaderDropzone"]'
+
+
+def css_string(text: str) -> str:
+    """text as a CSS string literal: quotes, backslashes, line breaks and '<' escaped (a
+    '</style>' inside can then never end the style element)."""
+    out = []
+    for ch in text:
+        out.append(f"\\{ord(ch):x} " if ch in '"\\<>\n\r' else ch)
+    return '"' + "".join(out) + '"'
+
+
+def uploader_style(lang: str, max_mb: int, suffixes) -> str:
+    """The uploader's button and size/type line in the interface language."""
+    types = ", ".join(x.lstrip(".").upper() for x in suffixes)
+    button = css_string(i18n.t(lang, "upload_button"))
+    limit = css_string(i18n.t(lang, "upload_limit", mb=max_mb, types=types))
+    return (f"<style>{_DROPZONE} button [data-testid=\"stMarkdownContainer\"] p {{ font-size: 0; }} "
+            f"{_DROPZONE} button [data-testid=\"stMarkdownContainer\"] p::after {{ content: {button}; font-size: .875rem; }} "
+            f"[data-testid=\"stFileUploaderDropzoneInstructions\"] span {{ font-size: 0; white-space: normal; }} "
+            f"[data-testid=\"stFileUploaderDropzoneInstructions\"] span::after {{ content: {limit}; font-size: .75rem; line-height: 1.4; }} "
+            f"[data-testid=\"stFileUploaderDropzoneInstructions\"] * {{ overflow: visible; text-overflow: clip; }}</style>")
+
+
 # scrolls the open document to its <mark id="rag-cited">; constant code, no data in it
 SCROLL_TO_MARK = """<script>
 (function () {
