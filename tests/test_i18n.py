@@ -93,7 +93,7 @@ def test_the_layout_style_follows_the_interface_and_the_browser(lang, locale, ex
 def test_the_uploaders_own_words_come_from_the_catalogue(lang):
     from rag.corpus import SUFFIXES
 
-    css = render.uploader_style(lang, 7, SUFFIXES)
+    css = render.uploader_style(lang, 7, [x.lstrip(".") for x in SUFFIXES])
     assert f'content: "{i18n.t(lang, "upload_button")}"' in css
     assert f'content: "{i18n.t(lang, "upload_limit", mb=7, types=", ".join(x.lstrip(".").upper() for x in SUFFIXES))}"' in css
     assert css.count("<") == 2 and css.startswith("<style>") and css.endswith("</style>")

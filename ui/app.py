@@ -164,9 +164,10 @@ def sidebar(engine: Engine, index: Index, builds: Builds) -> tuple[int, str]:
         st.header(T("sidebar_add"))
         for kind, key, fields in st.session_state.get("notices", []):  # the last upload's, until the next
             getattr(st, kind)(T(key, **fields))
-        st.html(render.uploader_style(LANG, engine.settings.max_file_mb, SUFFIXES))
+        types = [x.lstrip(".") for x in SUFFIXES]
+        st.html(render.uploader_style(LANG, engine.settings.max_file_mb, types))
         files = st.file_uploader(
-            T("uploader"), type=[x.lstrip(".") for x in SUFFIXES],
+            T("uploader"), type=types,
             accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}",
             max_upload_size=engine.settings.max_file_mb,
         )

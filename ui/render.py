@@ -70,6 +70,7 @@ def layout_style(lang: str, browser_locale: str | None = None) -> str:
 # Streamlit's file uploader has no parameter for its own words ("Upload", "… per file •
 # TXT, …"; streamlit/streamlit#13500): they are hidden and drawn again from the catalogue
 _DROPZONE = '[data-testid="stFileUploaderDropzone"]'
+_INSTRUCTIONS = '[data-testid="stFileUploaderDropzoneInstructions"]'
 
 
 def css_string(text: str) -> str:
@@ -81,16 +82,16 @@ def css_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def uploader_style(lang: str, max_mb: int, suffixes) -> str:
-    """The uploader's button and size/type line in the interface language."""
-    types = ", ".join(x.lstrip(".").upper() for x in suffixes)
+def uploader_style(lang: str, max_mb: int, types: list[str]) -> str:
+    """The uploader's button and size/type line in the interface language; `types` as
+    given to st.file_uploader ("txt", "pdf", …)."""
     button = css_string(i18n.t(lang, "upload_button"))
-    limit = css_string(i18n.t(lang, "upload_limit", mb=max_mb, types=types))
-    return (f"<style>{_DROPZONE} button [data-testid=\"stMarkdownContainer\"] p {{ font-size: 0; }} "
-            f"{_DROPZONE} button [data-testid=\"stMarkdownContainer\"] p::after {{ content: {button}; font-size: .875rem; }} "
-            f"[data-testid=\"stFileUploaderDropzoneInstructions\"] span {{ font-size: 0; white-space: normal; }} "
-            f"[data-testid=\"stFileUploaderDropzoneInstructions\"] span::after {{ content: {limit}; font-size: .75rem; line-height: 1.4; }} "
-            f"[data-testid=\"stFileUploaderDropzoneInstructions\"] * {{ overflow: visible; text-overflow: clip; }}</style>")
+    limit = css_string(i18n.t(lang, "upload_limit", mb=max_mb, types=", ".join(t.upper() for t in types)))
+    label = f'{_DROPZONE} button [data-testid="stMarkdownContainer"] p'
+    return (f"<style>{label} {{ font-size: 0; }} {label}::after {{ content: {button}; font-size: .875rem; }} "
+            f"{_INSTRUCTIONS} span {{ font-size: 0; white-space: normal; }} "
+            f"{_INSTRUCTIONS} span::after {{ content: {limit}; font-size: .75rem; line-height: 1.4; }} "
+            f"{_INSTRUCTIONS} * {{ overflow: visible; text-overflow: clip; }}</style>")
 
 
 # scrolls the open document to its <mark id="rag-cited">; constant code, no data in it
