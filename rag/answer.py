@@ -381,6 +381,15 @@ def check_question(question: str | None) -> str:
     question = " ".join((question or "").split())
     if not question:
         raise QuestionError("the question is empty")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as e:  # bytes that were not UTF-8 (as surrogate escapes), or a lone surrogate
+        try:
+            bad = e.object[e.start:e.end].encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            bad = e.object[e.start:e.end].encode("utf-8", "backslashreplace")
+        raise QuestionError(f"the question is not valid text: it holds bytes that are not UTF-8 ({bad!r} at "
+                            f"character {e.start}); check the terminal's or the file's encoding") from None
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the question is too long ({len(question)} characters; at most {MAX_QUESTION_CHARS})")
     return question

@@ -56,6 +56,22 @@ def _print_reading(r, as_json: bool) -> None:
         print(f"(understood as {how})")
 
 
+def _printable(text: str) -> str:
+    """Text that can be printed as UTF-8: bytes that were not UTF-8 (surrogate escapes) as U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _stdin_lines():
+    """Standard input line by line, each decoded on its own: a line that is not UTF-8 keeps its
+    bad bytes as surrogate escapes (reported as that question's error), the next ones are read."""
+    binary = getattr(sys.stdin, "buffer", None)
+    for line in binary if binary is not None else sys.stdin:
+        yield line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
+
+
 def cmd_ask(args) -> int:
     from rag import verifier
     from rag.answer import QuestionError
@@ -63,7 +79,7 @@ def cmd_ask(args) -> int:
 
     settings = _settings(args)
     engine = Engine(settings, on_progress=TerminalProgress())
-    questions = sys.stdin if args.question == "-" else [args.question]
+    questions = _stdin_lines() if args.question == "-" else [args.question]
     if args.question != "-" and not args.question.strip():
         raise CliError("the question is empty")
     index = engine.index  # fail early (no index: before the model is loaded, and before reading stdin)
@@ -89,8 +105,8 @@ def cmd_ask(args) -> int:
             if args.question != "-":
                 raise CliError(str(e)) from e
             print(f"error: {e}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"question": q, "error": str(e)}, ensure_ascii=False), flush=True)
+            if args.json:  # the question as far as it is text (bytes that are not UTF-8 shown as U+FFFD)
+                print(json.dumps({"question": _printable(q), "error": str(e)}, ensure_ascii=False), flush=True)
             status = 2
             continue
         _print_answer(ans, index, args.json)
@@ -102,17 +118,20 @@ def cmd_index(args) -> int:
 
     with TerminalProgress(enabled=not args.quiet) as progress:
         engine = Engine(_settings(args), on_progress=progress)
-        report = engine.build(wait=not args.no_wait)
+        report = engine.build(wait=not args.no_wait, rehash=args.verify)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
-        print(f"indexed {report.documents} documents → {report.passages} passages, {report.sentences} sentences "
-              f"({report.embedded_sentences} sentences embedded, "
-              f"{report.reused} reused) in {report.seconds:.1f} s → {engine.settings.relative(report.path)}")
+        counts = f"{report.documents} documents → {report.passages} passages, {report.sentences} sentences"
+        if report.update == "unchanged":
+            print(f"the index is up to date ({counts}): nothing to do → {engine.settings.relative(report.path)}")
+        else:
+            print(f"indexed {counts} ({report.embedded_sentences} sentences embedded, {report.reused} reused) "
+                  f"in {report.seconds:.1f} s → {engine.settings.relative(report.path)}")
         for note in report.notes:
             print(f"note: {note}")
         if report.skipped:
-            print(f"skipped {len(report.skipped)} file(s): " + "; ".join(f"{s.source} ({s.reason})" for s in report.skipped))
+            print(f"skipped {len(report.skipped)}: " + "; ".join(f"{s.source} ({s.reason})" for s in report.skipped))
     return 0
 
 
@@ -217,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no progress output")
     sp.add_argument("--no-wait", action="store_true",
                     help="fail at once if another build of this index is running (default: wait for it)")
+    sp.add_argument("--verify", action="store_true",
+                    help="re-hash every index file first and repair what is damaged (a missing or damaged file "
+                         "is always repaired; without --verify files are checked by size and time)")
     sp.set_defaults(func=cmd_index)
 
     sp = sub.add_parser("ask", help="answer a question (or '-' to read one per line from stdin)")

@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import importlib
 import json
 import os
-import pickle
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -244,6 +244,10 @@ def read_file(path: Path, source: str, max_bytes: int = MAX_FILE_BYTES) -> tuple
 
 
 def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
+    """One Document per line holding an object with a string 'text'. A line that cannot be
+    read (invalid JSON, text that cannot be encoded as UTF-8 such as a lone surrogate escape
+    "\\ud800") is skipped and reported with its line number; a field that cannot be used
+    (a date that is not a date) is reported and left out, and the line is indexed without it."""
     docs, skipped = [], []
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -257,10 +261,20 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
         if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
             skipped.append(Skipped(where, "a line needs an object with a string field 'text'"))
             continue
-        doc = make_document(
-            rec["text"], where, title=str(rec.get("title") or ""), url=str(rec.get("url") or ""),
-            date=str(rec.get("date") or ""), id=str(rec.get("id") or ""), extractor="jsonl",
-        )
+        fields = {k: str(rec.get(k) or "") for k in ("title", "url", "date", "id")}
+        try:
+            for value in (rec["text"], *fields.values()):
+                value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            skipped.append(Skipped(where, f"text that is not valid Unicode ({e.reason}: "
+                                          f"{e.object[e.start:e.end].encode('utf-8', 'backslashreplace').decode()})"))
+            continue
+        if fields["date"] and not to_iso(fields["date"]):
+            skipped.append(Skipped(f"{where} date", f"{fields['date'][:40]!r} is not a date: the line is indexed "
+                                                    "without one"))
+            fields["date"] = ""
+        doc = make_document(rec["text"], where, title=fields["title"], url=fields["url"], date=fields["date"],
+                            id=fields["id"], extractor="jsonl")
         if doc is None:
             skipped.append(Skipped(where, "no text"))
         else:
@@ -268,13 +282,14 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
     return docs, skipped
 
 
-READ_CACHE_VERSION = 1
+READ_CACHE_VERSION = 2  # 2: JSON (1 was a pickle, which is never read: loading one can run code)
 
 
 class ReadCache:
     """What each corpus file held when it was last read, by its size and modification time,
-    so that an update of a large corpus reads only the files that changed. A pickle beside
-    the index (it is rebuilt from the files whenever it is missing, damaged or stale)."""
+    so that an update of a large corpus reads only the files that changed. A JSON file beside
+    the index (data only, never code); it is rebuilt from the files whenever it is missing,
+    damaged, of another version or not of this shape."""
 
     def __init__(self, path: Path | None):
         self.path = Path(path) if path else None
@@ -282,35 +297,82 @@ class ReadCache:
         self.used: dict[str, tuple] = {}
         if self.path is not None and self.path.is_file():
             try:
-                with open(self.path, "rb") as f:
-                    data = pickle.load(f)
+                data = json.loads(self.path.read_text("utf-8"))
                 if data.get("version") == READ_CACHE_VERSION:
-                    self.entries = data["entries"]
-            except Exception:  # noqa: BLE001 — a damaged cache is only a slower read
+                    self.entries = {source: (tuple(key), tuple(Document(**d) for d in docs),
+                                             tuple(Skipped(**k) for k in bad))
+                                    for source, (key, docs, bad) in data["entries"].items()}
+            except Exception:  # noqa: BLE001 — a damaged or foreign cache is only a slower read
                 self.entries = {}
 
     def get(self, source: str, key: tuple) -> tuple[list, list] | None:
         hit = self.entries.get(source)
-        if hit is not None and hit[0] == key:
+        if hit is not None and hit[0] == tuple(key):
             self.used[source] = hit
             return list(hit[1]), list(hit[2])
         return None
 
     def put(self, source: str, key: tuple, docs: list, skipped: list) -> None:
-        self.used[source] = (key, tuple(docs), tuple(skipped))
+        self.used[source] = (tuple(key), tuple(docs), tuple(skipped))
 
     def save(self) -> None:
         """Keep the files seen this time (gone files are forgotten); written atomically."""
         if self.path is None or self.used == self.entries:
             return
+        entries = {source: [list(key), [d.to_dict() for d in docs], [asdict(k) for k in bad]]
+                   for source, (key, docs, bad) in self.used.items()}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                pickle.dump({"version": READ_CACHE_VERSION, "entries": self.used}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.write_text(json.dumps({"version": READ_CACHE_VERSION, "entries": entries}, ensure_ascii=False), "utf-8")
             os.replace(tmp, self.path)
         except OSError:
             pass  # a read-only index folder: the next read is a full one
+
+
+def _source(path: Path, root: Path) -> str:
+    """A file's name as documents cite it: relative to the project root when inside it
+    (the path as found, not a link's target)."""
+    path = Path(os.path.realpath(path.parent)) / path.name
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def corpus_files(corpus_dir: Path, root: Path) -> tuple[list[tuple[Path, str]], list[Skipped]]:
+    """(path, source) of every file under corpus_dir to read, sorted, and what is not read:
+    a symbolic link whose target is outside the corpus folder (a corpus filled by a feed, a
+    sync tool or another user must not be a way to read the machine's other files), and
+    files and folders whose name starts with a dot (hidden: the folder is not entered).
+    Links that stay inside the corpus are read like the files they point to."""
+    inside = os.path.realpath(corpus_dir)
+    found: list[tuple[Path, str]] = []
+    skipped: list[Skipped] = []
+
+    def outside(path: str) -> bool:
+        return os.path.commonpath([inside, os.path.realpath(path)]) != inside
+
+    for top, dirs, files in os.walk(corpus_dir):  # links to folders are listed, never entered
+        for name in sorted(dirs):
+            path = os.path.join(top, name)
+            if name.startswith("."):
+                skipped.append(Skipped(_source(Path(path), root) + "/", "a hidden folder (its name starts with a "
+                                                                        "dot): not read"))
+            elif os.path.islink(path):
+                why = "points outside the corpus" if outside(path) else "a link to a folder of the corpus"
+                skipped.append(Skipped(_source(Path(path), root) + "/", f"{why}: not read"))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(top, d)))
+        for name in sorted(files):
+            path = Path(top) / name
+            if name.startswith("."):
+                skipped.append(Skipped(_source(path, root), "a hidden file (its name starts with a dot): not read"))
+            elif path.is_symlink() and outside(str(path)):
+                skipped.append(Skipped(_source(path, root),
+                                       f"points outside the corpus ({os.path.realpath(path)}): not read"))
+            elif path.is_file():
+                found.append((path, _source(path, root)))
+    return sorted(found, key=lambda f: f[1]), skipped
 
 
 def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: int = MAX_FILE_BYTES,
@@ -328,17 +390,11 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
         raise FileNotFoundError(f"corpus folder not found: {corpus_dir}")
     root = Path(project_root or corpus_dir.parent).resolve()
     found_all: list[Document] = []
-    skipped: list[Skipped] = []
     memo = ReadCache(cache)
-    paths = [p for p in sorted(corpus_dir.rglob("*"))
-             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)]
-    for n, path in enumerate(paths, start=1):
+    paths, skipped = corpus_files(corpus_dir, root)
+    for n, (path, source) in enumerate(paths, start=1):
         if on_progress is not None and (n == 1 or n % 50 == 0):
             on_progress("reading", n - 1, len(paths))
-        try:
-            source = path.resolve().relative_to(root).as_posix()
-        except ValueError:
-            source = path.as_posix()
         if path.suffix.lower() not in SUFFIXES:
             skipped.append(Skipped(source, f"unsupported file type (use {' '.join(SUFFIXES)})"))
             continue
@@ -375,11 +431,15 @@ def load_corpus(corpus_dir: Path, project_root: Path | None = None, max_bytes: i
     return CorpusLoad(list(docs.values()), skipped, notes)
 
 
-READ_CACHE = ".corpus-read-cache.pkl"  # in the index folder
+READ_CACHE = ".corpus-read-cache.json"  # in the index folder
+OLD_READ_CACHE = ".corpus-read-cache.pkl"  # a pickle written before 0.3: removed unread
 
 
 def load_project_corpus(settings, on_progress: OnProgress | None = None) -> CorpusLoad:
     """The documents of settings.corpus_dir, with the configured per-file size limit; files
-    unchanged since the last read come from the read cache in the index folder."""
+    unchanged since the last read come from the read cache in the index folder (a pickle left
+    by an older version is deleted unread)."""
+    with contextlib.suppress(OSError):
+        (Path(settings.index_dir) / OLD_READ_CACHE).unlink(missing_ok=True)
     return load_corpus(settings.corpus_dir, settings.project_root, settings.max_file_bytes, on_progress,
                        cache=Path(settings.index_dir) / READ_CACHE)

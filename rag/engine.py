@@ -79,14 +79,16 @@ class Engine:
     def ask(self, question: str, mode: str | None = None, k: int | None = None, settings: Settings | None = None) -> Answer:
         return answer(self.index, self.embedder, question, settings or self.settings, mode=mode, k=k)
 
-    def build(self, on_progress: OnProgress | None = None, wait: bool = True, corpus: CorpusLoad | None = None) -> BuildReport:
-        """Re-index the corpus (only new or changed text is embedded) and switch to it.
+    def build(self, on_progress: OnProgress | None = None, wait: bool = True, corpus: CorpusLoad | None = None,
+              rehash: bool = False) -> BuildReport:
+        """Re-index the corpus (only new or changed text is embedded) and switch to it; a
+        damaged index is repaired (`rehash`: every file's sha256 is checked first).
 
         `corpus`: the corpus folder as already read (else it is read now)."""
         on_progress = on_progress or self.on_progress
         docs, skipped, notes = (corpus.documents, corpus.skipped, corpus.notes) if corpus is not None else (None, None, None)
         report = build_index(self.settings, self.embedder, docs, skipped, on_progress=on_progress, wait=wait,
-                             notes=notes)
+                             notes=notes, rehash=rehash)
         self._index = Index.load(self.settings.index_dir, self.settings, self.embedder)
         return report
 

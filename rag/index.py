@@ -37,6 +37,7 @@ import shutil
 import time
 import weakref
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -419,9 +420,11 @@ def _current_manifest(index_dir: Path) -> dict | None:
         return None
 
 
-def _previous_vectors(index_dir: Path, embedder: Embedder, wanted: set[str] | None = None) -> dict[str, np.ndarray]:
+def _previous_vectors(index_dir: Path, embedder: Embedder, wanted: set[str] | None = None,
+                      damaged: Collection[Path] = ()) -> dict[str, np.ndarray]:
     """Sentence vectors of the current build keyed by text hash (only `wanted` keys when given),
-    when it used the same model: this format's segments or an older build's one folder.
+    when it used the same model: this format's segments or an older build's one folder, less
+    the segments whose keys or vectors are among the `damaged` files.
 
     Vectors are read through a memory map, so only the rows reused are read; anything
     unreadable just means nothing is reused."""
@@ -437,6 +440,8 @@ def _previous_vectors(index_dir: Path, embedder: Embedder, wanted: set[str] | No
                if manifest.get("format") == FORMAT else [build.resolve()])
     cache: dict[str, np.ndarray] = {}
     for folder in folders:
+        if {folder / "sentence_keys.json", folder / "sentence_vectors.npy"} & set(damaged):
+            continue
         try:
             keys = json.loads((folder / "sentence_keys.json").read_text("utf-8"))
             vecs = np.load(folder / "sentence_vectors.npy", mmap_mode="r")
@@ -542,7 +547,8 @@ def fingerprint(settings: Settings, documents: list[Document]) -> str:
 def build_lock(index_dir: Path, wait: bool = True, on_progress: OnProgress = _no_progress):
     """Only one process (or thread) builds an index folder at a time: an exclusive fcntl lock
     on `index/.build.lock`. A second builder waits (reporting the stage "waiting"), or with
-    wait=False fails at once with IndexProblem."""
+    wait=False fails at once with IndexProblem. Yields the process id of the build waited for
+    ("" when none was running)."""
     index_dir = Path(index_dir)
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
@@ -550,6 +556,7 @@ def build_lock(index_dir: Path, wait: bool = True, on_progress: OnProgress = _no
     except OSError as e:
         raise IndexProblem(f"cannot write the index folder {index_dir}: {e.strerror or e}") from e
     with f:
+        holder = ""
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -566,7 +573,7 @@ def build_lock(index_dir: Path, wait: bool = True, on_progress: OnProgress = _no
             f.truncate()
             f.write(str(os.getpid()))
             f.flush()
-            yield
+            yield holder
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -608,11 +615,20 @@ class _Plan:
     deleted: dict[str, list[str]]  # segment name -> ids of its documents no longer in the index (delta)
     removed: int = 0
     why: str = ""
+    damaged: list[Path] = field(default_factory=list)  # files of the current build that fail their checks
 
 
-def _plan(index_dir: Path, settings: Settings, embedder: Embedder, documents: list[Document], fp: str) -> _Plan:
+def damaged_files(index_dir: Path, manifest: dict, rehash: bool = False) -> list[Path]:
+    """The files of a build that are missing or fail their checks: size and time as written,
+    else the sha256 as written (`rehash`: the sha256 of every file)."""
+    return [f for f, meta in index_files(index_dir, manifest).items() if not _file_ok(f, meta, rehash)]
+
+
+def _plan(index_dir: Path, settings: Settings, embedder: Embedder, documents: list[Document], fp: str,
+          rehash: bool = False) -> _Plan:
     """What to write: nothing (same fingerprint), a delta segment with the new and changed
-    documents, or a new base of everything when there is no usable current build or the
+    documents, or a new base of everything when there is no usable current build, a file of
+    it is missing or damaged (a repair; `rehash`: every file's sha256 is checked), or the
     deltas and deletions have grown past DELTA_SHARE / DEAD_SHARE / MAX_SEGMENTS."""
     full = functools.partial(_Plan, "full", documents, [], {})
     m = _current_manifest(index_dir)
@@ -622,6 +638,13 @@ def _plan(index_dir: Path, settings: Settings, embedder: Embedder, documents: li
         _check_compatible(m, None, embedder, index_dir)
     except (IndexProblem, KeyError):
         return full(why="the current index was built with another model")
+    try:
+        damaged = damaged_files(index_dir, m, rehash)
+    except (KeyError, TypeError):
+        return full(why="the current manifest lists its files in another form")
+    if damaged:
+        return full(why="repair: " + ", ".join(settings.relative(f) for f in damaged) + " missing or damaged",
+                    damaged=damaged)
     if m.get("build_settings") != _build_settings(settings):
         return full(why="build settings changed")
     if settings.store_spec.kind != "faiss" and m.get("fingerprint") != fp:
@@ -667,17 +690,20 @@ def _plan(index_dir: Path, settings: Settings, embedder: Embedder, documents: li
 
 def build_index(settings: Settings, embedder: Embedder, documents: list[Document] | None = None,
                 skipped: list[Skipped] | None = None, on_progress: OnProgress | None = None,
-                wait: bool = True, notes: list[str] | None = None) -> BuildReport:
+                wait: bool = True, notes: list[str] | None = None, rehash: bool = False) -> BuildReport:
     """Build or update the index of settings.corpus_dir (or of `documents`) and swap it in atomically.
 
     Only new and changed documents are chunked and embedded, and usually written as a
-    delta segment beside the current ones (see `_plan`). Holds the folder's build lock
-    throughout (see `build_lock`). Every stage is reported through
-    `on_progress(stage, done, total)` (rag.progress); nothing is printed."""
+    delta segment beside the current ones (see `_plan`). A current build with a missing or
+    damaged file is repaired: a new base is written from the corpus, reusing every vector
+    that can still be read (`rehash`: every file's sha256 is checked first, which also finds
+    damage that kept a file's size and time). Holds the folder's build lock throughout (see
+    `build_lock`). Every stage is reported through `on_progress(stage, done, total)`
+    (rag.progress); nothing is printed."""
     t0 = time.time()
     report = on_progress or _no_progress
     index_dir = Path(settings.index_dir)
-    with build_lock(index_dir, wait, report):
+    with build_lock(index_dir, wait, report) as waited_for:
         if documents is None:
             loaded = load_project_corpus(settings, report)
             documents, skipped, notes = loaded.documents, loaded.skipped, loaded.notes
@@ -690,16 +716,21 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
         if not documents:
             raise IndexProblem(f"no readable documents in {settings.corpus_dir}: add {' '.join(SUFFIXES)} files")
         fp = fingerprint(settings, documents)
-        plan = _plan(index_dir, settings, embedder, documents, fp)
+        plan = _plan(index_dir, settings, embedder, documents, fp, rehash)
         log.info("index update: %s%s", plan.update, f" ({plan.why})" if plan.why else "")
+        if plan.damaged:
+            notes.append(f"repaired the index: {', '.join(settings.relative(f) for f in plan.damaged)} "
+                         "missing or damaged; rebuilt from the corpus")
         if plan.update == "unchanged":
             m = _current_manifest(index_dir) or {}
             for stage in ("chunking", "embedding", "writing", "dense", "lexical", "hashing", "store"):
                 report(stage, 0, 0)  # each stage passed, with nothing to do (rag.progress)
             c = m.get("corpus", {})
-            return BuildReport(c.get("documents", 0), c.get("passages", 0), c.get("sentences", 0), 0,
-                               c.get("sentences", 0), skipped, time.time() - t0, (index_dir / "current").resolve(),
-                               notes, "unchanged", 0)
+            if waited_for:
+                notes.append(f"the build this one waited for (process {waited_for}) left the index up to date: "
+                             "nothing to do")
+            return BuildReport(c.get("documents", 0), c.get("passages", 0), c.get("sentences", 0), 0, 0, skipped,
+                               time.time() - t0, (index_dir / "current").resolve(), notes, "unchanged", 0)
 
         new = _chunk_all(plan.add, settings, report)
         wanted = set(new.s_keys)
@@ -707,7 +738,7 @@ def build_index(settings: Settings, embedder: Embedder, documents: list[Document
         s_cache = checkpoint.load(embedder.dim)
         if s_cache:
             log.info("resuming: %d vectors from an unfinished build", len(s_cache))
-        s_cache.update(_previous_vectors(index_dir, embedder, wanted - set(s_cache)))
+        s_cache.update(_previous_vectors(index_dir, embedder, wanted - set(s_cache), plan.damaged))
         s_vecs, n_s = _embed_missing(embedder, new.s_keys, new.s_texts, s_cache, checkpoint, report)
         s_vecs = s_vecs.astype(np.float16).astype(np.float32)  # as stored: FAISS, the answerer and a store agree
         del s_cache
