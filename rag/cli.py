@@ -74,7 +74,6 @@ def _stdin_lines():
 
 def cmd_ask(args) -> int:
     from rag import verifier
-    from rag.answer import QuestionError
     from rag.engine import Engine
 
     settings = _settings(args)
@@ -83,8 +82,21 @@ def cmd_ask(args) -> int:
     if args.question != "-" and not args.question.strip():
         raise CliError("the question is empty")
     index = engine.index  # fail early (no index: before the model is loaded, and before reading stdin)
-    # the verifier (a second model) loads while the embedder does; an answer that needs it waits for it
-    threading.Thread(target=verifier.warm_up, args=(settings, False), daemon=True).start()
+    # the verifier (a second model) loads while the first question is embedded; an answer that needs it
+    # waits for it, and so does the exit: a process that ends while this thread is inside torch or OpenVINO
+    # tears their native libraries down under it, and crashed (status 139) after printing its answers
+    warm = threading.Thread(target=verifier.warm_up, args=(settings, False), name="rag-verifier-warm-up", daemon=True)
+    warm.start()
+    try:
+        return _answer_all(args, engine, index, questions)
+    finally:
+        warm.join()
+
+
+def _answer_all(args, engine, index, questions) -> int:
+    """Answer each question (or conversation turn) and print it; 2 when any was an error."""
+    from rag.answer import QuestionError
+
     status = 0
     previous = None  # --chat: the conversation so far (rag.conversation)
     for q in questions:

@@ -248,3 +248,18 @@ def test_a_builder_that_waited_does_not_report_the_other_builds_work(tiny_engine
     waited = reports["b"]
     assert waited.update == "unchanged" and waited.embedded_sentences == 0 and waited.reused == 0
     assert any(f"waited for (process {os.getpid()})" in n for n in waited.notes)
+
+
+# ---------------------------------------------------------------- 6. the exit waits for the warm-up
+@pytest.mark.model
+def test_rag_ask_returns_only_once_the_verifier_warm_up_is_done(seed_project, monkeypatch, capsys):
+    """A process that ended while the verifier's warm-up thread was inside torch or OpenVINO
+    crashed in their teardown (status 139) after printing its answer (eval/bench_exit.py)."""
+    import threading
+
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_PROJECT_ROOT", str(seed_project.project_root))
+    assert main(["ask", "thanks", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["abstained"]
+    assert not [t.name for t in threading.enumerate() if "warm" in t.name and t.is_alive()]
