@@ -1,17 +1,20 @@
 """Faults: a killed build, an unwritable index folder, a huge file — the old index always survives."""
 
 import os
-import random
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
+import numpy as np
 import pytest
 
+from rag import index as index_mod
+from rag.config import Settings
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
 from rag.index import Index, IndexProblem, build_index
+from tests.conftest import ROOT
 
 
 def _many_docs(corpus, n, start=0):
@@ -20,37 +23,77 @@ def _many_docs(corpus, n, start=0):
             f"گزارش شماره {i}\n" + " ".join(f"واژه{(i * 7 + j) % 997}" for j in range(120)) + ".", "utf-8")
 
 
-def test_sigkill_mid_build_keeps_previous_index_and_next_run_completes(tiny_engine):
+# a build that kills itself (SIGKILL: no cleanup, no finally) when `rag.index.build_index` reports
+# the chosen stage and count through its progress callback
+KILLED_AT = """
+import os, signal, sys
+from rag.config import Settings
+from rag.embedding import HashEmbedder
+from rag.index import build_index
+
+root, stage, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+def on_progress(name, done, total):
+    if name == stage and done == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+build_index(Settings(project_root=root, model="hash-256"), HashEmbedder(256), on_progress=on_progress)
+"""
+
+
+@pytest.mark.parametrize("stage, at", [
+    ("embedding", index_mod.CHECKPOINT_EVERY),  # after its first slice, of two
+    ("writing", 1),  # documents and passages written, not the vectors
+    ("dense", 0),
+    ("lexical", 1),
+    ("hashing", 1),  # the segment's files half hashed
+    ("store", 0),  # the new segment in place, the new build not yet swapped in
+])
+def test_a_build_killed_at_any_stage_keeps_the_previous_index_and_the_next_build_is_whole(tiny_engine, tmp_path,
+                                                                                           stage, at):
     s = tiny_engine.settings
     before = tiny_engine.ask("Geneva snow airport")
     docs_before = set(tiny_engine.index.documents)
-    _many_docs(s.corpus_dir, 1500)
-    env = dict(os.environ, RAG_PROJECT_ROOT=str(s.project_root), RAG_MODEL="hash-256")
-    cmd = [sys.executable, "-m", "rag.cli", "index", "--quiet"]
-    rng = random.Random(7)
-    killed = 0
-    for _ in range(4):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 3.0))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait()
-        idx = Index.load(s.index_dir, s, HashEmbedder(256))  # loadable, verified
-        if killed and set(idx.documents) == docs_before:
-            again = Engine(s, HashEmbedder(256)).ask("Geneva snow airport")
-            assert again.text == before.text and again.citations == before.citations
-    assert killed >= 1, "the build was never caught mid-way; make the corpus larger"
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    idx = Index.load(s.index_dir, s, HashEmbedder(256))
-    assert len(idx.documents) == len(docs_before) + 1500
+    current = (s.index_dir / "current").resolve()
+    _many_docs(s.corpus_dir, 50)  # about 200 sentences to embed: a slice of 128 and a shorter one
+    (s.corpus_dir / "solar.txt").write_text("نیروگاه خورشیدی تازه در یزد افتتاح شد.", "utf-8")
+    driver = tmp_path / "killed_at.py"
+    driver.write_text(KILLED_AT, "utf-8")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    killed = subprocess.run([sys.executable, str(driver), str(s.project_root), stage, str(at)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr  # killed there, not finished nor failed
+
+    # the previous index: still current, loads (files verified) and answers as before
+    assert (s.index_dir / "current").resolve() == current
+    assert set(Index.load(s.index_dir, s, HashEmbedder(256)).documents) == docs_before
+    again = Engine(s, HashEmbedder(256)).ask("Geneva snow airport")
+    assert (again.text, again.citations) == (before.text, before.citations)
+
+    # the next build completes, leaves nothing half-written, and is the index a clean build makes
+    report = build_index(s, HashEmbedder(256))
+    built = Index.load(s.index_dir, s, HashEmbedder(256))
+    new_keys = set(built.sent_keys) - set(tiny_engine.index.sent_keys)
+    # what was embedded before the kill was checkpointed and is not embedded again: the first
+    # slice, or (killed after the embedding) every vector
+    assert report.embedded_sentences == (len(new_keys) - at if stage == "embedding" else 0)
     assert not [p for p in (s.index_dir / "builds").iterdir() if p.name.startswith((".tmp", ".partial"))]
+    assert not [p for p in (s.index_dir / "segments").iterdir() if p.name.startswith(".tmp")]
+    clean = Settings(project_root=tmp_path / "clean", model="hash-256")
+    shutil.copytree(s.corpus_dir, clean.corpus_dir)
+    build_index(clean, HashEmbedder(256))
+    ref = Index.load(clean.index_dir, clean, HashEmbedder(256))
+    assert len(built.documents) == len(docs_before) + 51 and set(built.documents) == set(ref.documents)
+    assert built.manifest["fingerprint"] == ref.manifest["fingerprint"]
+    assert built.manifest["corpus"] | {"dir": ""} == ref.manifest["corpus"] | {"dir": ""}
+    vectors = dict(zip(built.sent_keys, built.sentence_vectors, strict=True))
+    assert all(np.array_equal(vectors[k], v) for k, v in zip(ref.sent_keys, ref.sentence_vectors, strict=True))
+    assert Engine(s, HashEmbedder(256)).ask("نیروگاه خورشیدی یزد").citations[0].source == "corpus/solar.txt"
 
 
 def test_checkpoint_lets_a_killed_build_resume(tiny_engine, monkeypatch):
-    from rag import index as index_mod
-
     s = tiny_engine.settings
     keys_before = set(tiny_engine.index.sent_keys)
     _many_docs(s.corpus_dir, 300)

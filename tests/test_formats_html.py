@@ -5,12 +5,14 @@ import json
 import pytest
 
 from rag.corpus import load_corpus, read_file
-from rag.formats.html import extract, page_date
+from rag.formats.dates import date_line
+from rag.formats.html import extract, headline_date, page_date
 from rag.index import build_index
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data"
 PAGES = json.loads((DATA / "labels.json").read_text("utf-8"))["pages"]
+SHORT = [p for p in PAGES if str(p["layout"]).startswith("short")]
 
 
 @pytest.mark.parametrize("label", PAGES, ids=[p["file"] for p in PAGES])
@@ -33,6 +35,22 @@ def test_labelled_page_keeps_the_article_drops_the_furniture_and_finds_the_date(
         if noise in label["title"] or any(noise in p for p in label["article"]):
             continue
         assert noise not in doc.text or (label["layout"] == 4 and noise in doc.text.split("\n")[3]), noise
+
+
+@pytest.mark.parametrize("label", SHORT, ids=[p["file"] for p in SHORT])
+def test_short_page_is_indexed_as_its_article_alone_with_its_title_and_date(label):
+    """A short news item (about 230 characters of body, under trafilatura's own 250-character
+    minimum) among a menu, ads, related links, a comment form and a footer, marked up as such
+    or all in plain <div>s: what is read is the article's paragraphs (with at most its headline
+    and date line), none of the rest."""
+    docs, skipped = read_file(DATA / label["file"], label["file"])
+    assert skipped == [] and len(docs) == 1
+    doc = docs[0]
+    article = [" ".join(p.split()) for p in label["article"]]
+    lines = [" ".join(line.split()) for line in doc.text.split("\n") if line.strip()]
+    assert [p for p in article if p not in lines] == []
+    assert [line for line in lines if line not in article and line != label["title"] and not date_line(line)] == []
+    assert (doc.extractor, doc.title, doc.date[:10]) == ("trafilatura", label["title"], label["date"])
 
 
 def test_seed_style_furniture_lines_are_not_indexed(tmp_path):
@@ -68,6 +86,14 @@ def test_date_elements_are_read_in_persian_and_arabic():
     assert page_date('<p class="meta">تاريخ النشر: ١٨ مايو ٢٠٢٥</p>') == "2025-05-18"
     assert page_date('<time datetime="2024-10-15T08:00:00+00:00">15 Oct</time>').startswith("2024-10-15")
     assert page_date('<div class="content">' + "متن طولانی " * 20 + "۱۴۰۴/۰۳/۲۴</div>") == ""  # not a date element
+
+
+def test_a_date_line_just_under_the_headline_is_the_pages_date():
+    page = "صفحه اصلی\nسیاسی\nخبر کوتاه\nتاریخ انتشار: ۱۴ تیر ۱۴۰۴ - ۱۰:۳۰\nمتن خبر"
+    assert headline_date(page, "خبر کوتاه") == "2025-07-05"
+    assert headline_date(page, "عنوانی دیگر") == ""  # no such headline on the page
+    assert headline_date("خبر کوتاه\nمتن خبر\nمتن دیگر\n۱۴ تیر ۱۴۰۴", "خبر کوتاه") == ""  # not just under it
+    assert headline_date("خبر کوتاه\nاین طرح از ۱۴ تیر ۱۴۰۴ اجرا می‌شود.", "خبر کوتاه") == ""  # inside a sentence
 
 
 def test_page_answers_with_offsets_into_the_extracted_text(tiny_project):

@@ -1,6 +1,11 @@
 """Saved web pages: the article's main text and metadata through trafilatura, else the
 page's visible text.
 
+trafilatura sets aside an extraction shorter than its MIN_EXTRACTED_SIZE (250 characters)
+for a cruder one when that is longer: the page's paragraphs, or all its text, menus, ads,
+related links and comment form included. A short news item is under 250 characters, so the
+minimum is lowered to MIN_ARTICLE_CHARS.
+
 trafilatura drops characters it considers non-printable, ZWNJ (U+200C, a letter-level
 mark in Persian: "می‌شود") among them; they are swapped for a printable stand-in before
 extraction and restored after it.
@@ -8,6 +13,7 @@ extraction and restored after it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from html.parser import HTMLParser
@@ -16,6 +22,8 @@ from rag.formats import Extracted
 from rag.formats.dates import date_line, to_iso
 
 log = logging.getLogger(__name__)
+
+MIN_ARTICLE_CHARS = 100  # the shortest text trafilatura's own extraction is kept at (its default: 250)
 
 # marks trafilatura would drop (ZWNJ, ZWJ, LRM, RLM) -> rare printable stand-ins
 _PROTECT = {"\u200c": "\u2e3b", "\u200d": "\u2e3a", "\u200e": "\u2e39", "\u200f": "\u2e38"}
@@ -151,13 +159,31 @@ def _untable(text: str) -> str:
     return "\n".join(out)
 
 
+@functools.cache
+def _config():
+    from trafilatura.settings import use_config
+
+    config = use_config()  # a copy of trafilatura's defaults
+    config.set("DEFAULT", "MIN_EXTRACTED_SIZE", str(MIN_ARTICLE_CHARS))
+    return config
+
+
+def headline_date(page_text: str, title: str) -> str:
+    """The date of a line of its own just under the headline (`title`) in the page's visible
+    text, as ISO; "" when none (see `date_line`)."""
+    lines = page_text.split("\n")
+    if not title or title not in lines:
+        return ""
+    return date_line("\n".join(lines[lines.index(title) + 1:]), lines=2)
+
+
 def extract(html: str) -> Extracted:
     """The article of a saved news page: body text, title, author, date and URL.
 
     The date: trafilatura's (meta tags, JSON-LD, <time>, URL), else the text of the page's
     date elements (Jalali and Arabic month names read too), else a date line at the top of
-    the article. Falls back to the page's visible text (`fallback=True`) when trafilatura
-    finds no article."""
+    the article or just under its headline in the page. Falls back to the page's visible
+    text (`fallback=True`) when trafilatura finds no article."""
     page_title, page_text = visible_text(html)
     protected = _protect(html)
     doc = None
@@ -166,7 +192,8 @@ def extract(html: str) -> Extracted:
             import trafilatura
 
             doc = trafilatura.bare_extraction(protected, with_metadata=True, include_comments=False,
-                                              include_tables=True, deduplicate=False, favor_precision=False)
+                                              include_tables=True, deduplicate=False, favor_precision=False,
+                                              config=_config())
         except Exception as e:  # noqa: BLE001 - a page trafilatura chokes on is still read as visible text
             log.info("trafilatura failed on a page (%s); reading its visible text", e)
             doc = None
@@ -175,6 +202,7 @@ def extract(html: str) -> Extracted:
         return Extracted(page_text, title=page_title, date=page_date(html) or date_line(page_text),
                          extractor="html visible text", fallback=True)
     title = _restore(getattr(doc, "title", None)) or page_title
-    date = to_iso(getattr(doc, "date", None)) or page_date(html) or date_line(text)
+    date = (to_iso(getattr(doc, "date", None)) or page_date(html) or date_line(text)
+            or headline_date(page_text, title))
     return Extracted(text, title=title, date=date, url=_restore(getattr(doc, "url", None)) or "",
                      author=_restore(getattr(doc, "author", None)) or "", extractor="trafilatura")

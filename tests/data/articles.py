@@ -116,6 +116,30 @@ ARTICLES = [
     },
 ]
 
+# short news items: a headline, a date and about 230 characters of body, under trafilatura's
+# minimum extracted size (MIN_EXTRACTED_SIZE, 250 characters), where it sets its extraction
+# aside for a cruder one of the whole page
+SHORT_ARTICLES = [
+    {
+        "id": "fa_nightbus", "lang": "fa", "date": "2025-07-05",
+        "title": "ساعت کار اتوبوس‌های شبانه تهران تا دو بامداد تمدید شد",
+        "body": [
+            "شرکت واحد اتوبوسرانی تهران اعلام کرد از شنبه آینده ساعت کار خطوط شبانه تا دو بامداد تمدید می‌شود.",
+            "به گفته مدیرعامل این شرکت، ۱۲ خط شبانه با ۸۰ دستگاه اتوبوس در این طرح فعال هستند.",
+            "این طرح تا پایان شهریور به‌صورت آزمایشی اجرا می‌شود.",
+        ],
+    },
+    {
+        "id": "ar_desal", "lang": "ar", "date": "2025-04-20",
+        "title": "افتتاح محطة جديدة لتحلية المياه في العقبة",
+        "body": [
+            "افتتحت وزارة المياه صباح الأحد محطة جديدة لتحلية مياه البحر في مدينة العقبة بطاقة خمسين ألف متر مكعب يوميا.",
+            "وقال الوزير إن المحطة ستغطي احتياجات نحو مئتي ألف نسمة.",
+            "ومن المتوقع أن تبدأ المرحلة الثانية مطلع العام المقبل.",
+        ],
+    },
+]
+
 # site furniture per language: navigation, related links, comment forms, footers, widgets
 FURNITURE = {
     "fa": {
@@ -133,6 +157,7 @@ FURNITURE = {
         "newsletter": "برای دریافت خبرنامه روزانه ایمیل خود را وارد کنید",
         "read_also": "بیشتر بخوانید:",
         "published": "تاریخ انتشار:",
+        "ad": "تبلیغات: خرید اقساطی لوازم خانگی با ۲۰ درصد تخفیف ویژه تابستان",
     },
     "ar": {
         "menu": ["الرئيسية", "سياسة", "اقتصاد", "رياضة", "ثقافة", "منوعات"],
@@ -149,6 +174,7 @@ FURNITURE = {
         "newsletter": "اشترك في النشرة البريدية اليومية",
         "read_also": "اقرأ أيضا:",
         "published": "تاريخ النشر:",
+        "ad": "إعلان: احجز رحلتك الصيفية الآن واحصل على خصم ٣٠ بالمئة",
     },
     "en": {
         "menu": ["Home", "World", "Business", "Sport", "Culture", "Opinion"],
@@ -165,5 +191,6 @@ FURNITURE = {
         "newsletter": "Sign up for our daily newsletter",
         "read_also": "Read more:",
         "published": "Published:",
+        "ad": "Advertisement: switch your broadband today and get three months free",
     },
 }

@@ -4,7 +4,10 @@
 
 Saved news pages are rendered with six page layouts (dates in a meta tag, a <time>
 element, JSON-LD, or only as visible text; "read also" links inside the body; an old table layout; menus, related links, comment forms, footers
-around the article). PDFs are written with fpdf2, whose text shaping (HarfBuzz) produces
+around the article); short articles (a headline, a date and about 230 characters of body) in
+two more: "short", the furniture in <nav>, <aside>, <form>, <footer> and classes named for
+it, and "short-divs", the furniture in plain <div>s (paragraphs too) and only the article's
+body marked (itemprop="articleBody"). PDFs are written with fpdf2, whose text shaping (HarfBuzz) produces
 Arabic-script PDFs as real tools do; Word files with python-docx. Output is deterministic.
 """
 
@@ -20,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from rag.formats.dates import jalali_to_gregorian  # noqa: E402
-from tests.data.articles import ARTICLES, FURNITURE  # noqa: E402
+from tests.data.articles import ARTICLES, FURNITURE, SHORT_ARTICLES  # noqa: E402
 
 FA_MONTHS = ["فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان", "آذر", "دی", "بهمن", "اسفند"]
 AR_MONTHS = ["يناير", "فبراير", "مارس", "أبريل", "مايو", "يونيو", "يوليو", "أغسطس", "سبتمبر", "أكتوبر", "نوفمبر", "ديسمبر"]
@@ -114,6 +117,71 @@ def page(a: dict, layout: int) -> str:
             f'<header><nav><ul>{menu}</ul></nav></header><main>{main}</main>{aside}{footer}</body></html>\n')
 
 
+def links(titles: list[str], prefix: str, tag: str) -> str:
+    """Links to other pages, one per <li> or <div class="item">."""
+    attr = ' class="item"' if tag == "div" else ""
+    return "".join(f'<{tag}{attr}><a href="/{prefix}{i}">{esc(t)}</a></{tag}>' for i, t in enumerate(titles))
+
+
+def short_page(a: dict, layout: str) -> str:
+    """A short article among a menu, ads, related links, a comment form and a footer."""
+    f = FURNITURE[a["lang"]]
+    rtl = a["lang"] in ("fa", "ar")
+    iso = a["date"] + "T10:30:00+03:30" if a["lang"] == "fa" else a["date"] + "T08:00:00+00:00"
+    url = f"https://news.example/{a['lang']}/{a['id']}"
+    body = "\n".join(f"<p>{esc(p)}</p>" for p in a["body"])
+    labels = f["comment_labels"]
+    form = (f'<form action="/comment" method="post"><label>{esc(labels[0])}</label><input name="n">'
+            f'<label>{esc(labels[1])}</label><input name="e"><textarea name="c"></textarea>'
+            f'<button type="submit">{esc(labels[2])}</button></form>')
+    head_meta = ""
+    if layout == "short":  # the furniture marked as such: <nav>, <aside>, <form>, <footer>, class names
+        if a["lang"] == "fa":
+            date_html = f'<time datetime="{iso}">{esc(visible_date(a))}</time>'
+        else:
+            head_meta = f'<meta property="article:published_time" content="{iso}">'
+            date_html = f'<span class="date">{esc(visible_date(a))}</span>'
+        page_body = (
+            f'<header class="site-header"><a class="logo" href="/">news.example</a><nav class="main-menu"><ul>'
+            f'{links(f["menu"], "s", "li")}</ul></nav></header>'
+            f'<div class="ad ad-top"><a href="/ads/1" rel="sponsored">{esc(f["ad"])}</a></div>'
+            f'<main><article class="news"><header><h1>{esc(a["title"])}</h1>{date_html}</header>'
+            f'<div class="news-body">{body}</div>'
+            f'<div class="share"><span>{esc(f["share"])}</span><a href="#">X</a><a href="#">Telegram</a></div></article>'
+            f'<section class="related"><h3>{esc(f["related_title"])}</h3><ul>{links(f["related"], "r", "li")}</ul></section>'
+            f'<section class="comments" id="comments"><h3>{esc(f["comments_title"])}</h3>'
+            f'<div class="comment"><span class="author">user42</span><p>{esc(f["comments"][0])}</p></div>{form}</section>'
+            f'</main><aside class="sidebar"><div class="ad"><a href="/ads/2" rel="sponsored">{esc(f["ad"])}</a></div>'
+            f'<h3>{esc(f["most_read_title"])}</h3><ul>{links(f["most_read"], "m", "li")}</ul></aside>'
+            f'<footer><p>{esc(f["footer"])}</p></footer>')
+    else:  # "short-divs": every block a plain <div>, paragraphs too; only the body is marked
+        body = "\n".join(f"<div>{esc(p)}</div>" for p in a["body"])
+        if a["lang"] == "fa":  # the body marked alone; the date a labelled line of its own above it
+            article = (f'<div class="news"><h1 class="title">{esc(a["title"])}</h1>'
+                       f'<div>{esc(f["published"])} {esc(visible_date(a))}</div>'
+                       f'<div class="text" itemprop="articleBody">{body}</div></div>')
+        else:  # schema.org microdata: headline, date and body
+            article = (f'<div itemscope itemtype="https://schema.org/NewsArticle">'
+                       f'<h1 itemprop="headline">{esc(a["title"])}</h1>'
+                       f'<span itemprop="datePublished" content="{iso}">{esc(visible_date(a))}</span>'
+                       f'<div itemprop="articleBody">{body}</div></div>')
+        page_body = (
+            f'<div id="top"><div class="logo"><a href="/">news.example</a></div><div class="menu">'
+            f'{links(f["menu"], "s", "div")}</div></div>'
+            f'<div class="box1"><a href="/ads/1"><img src="/b/1.gif" alt="">{esc(f["ad"])}</a></div>'
+            f'<div class="wrap"><div class="col-r">{article}'
+            f'<div class="box2"><div class="box-title">{esc(f["related_title"])}</div>{links(f["related"], "r", "div")}</div>'
+            f'<div class="box3"><div class="box-title">{esc(f["comments_title"])}</div>'
+            f'<div class="item"><b>user42</b><div>{esc(f["comments"][0])}</div></div><div class="box-form">{form}</div></div>'
+            f'</div><div class="col-l"><div class="box1"><a href="/ads/2">{esc(f["ad"])}</a></div>'
+            f'<div class="box-title">{esc(f["most_read_title"])}</div>{links(f["most_read"], "m", "div")}</div></div>'
+            f'<div id="bottom"><div>{esc(f["footer"])}</div></div>')
+    head = (f'<head><meta charset="utf-8"><title>{esc(a["title"])} | {esc(f["footer"][:20])}</title>'
+            f'<link rel="canonical" href="{url}">{head_meta}<style>body{{font-family:sans-serif}}</style>'
+            f'<script>var ads = [];</script></head>')
+    return f'<!DOCTYPE html><html lang="{a["lang"]}"{" dir=rtl" if rtl else ""}>{head}<body>{page_body}</body></html>\n'
+
+
 def noise(a: dict) -> list[str]:
     """What surrounds the article on its page (extraction should drop it)."""
     f = FURNITURE[a["lang"]]
@@ -130,6 +198,12 @@ def make_pages(out: Path) -> list[dict]:
         (out / name).write_text(page(a, n % 6), "utf-8")
         labels.append({"file": f"pages/{name}", "lang": a["lang"], "layout": n % 6, "title": a["title"],
                        "date": a["date"], "article": a["body"], "noise": noise(a)})
+    for a in SHORT_ARTICLES:
+        for layout in ("short", "short-divs"):
+            name = f"{a['id']}{layout[5:].replace('-', '_')}.html"
+            (out / name).write_text(short_page(a, layout), "utf-8")
+            labels.append({"file": f"pages/{name}", "lang": a["lang"], "layout": layout, "title": a["title"],
+                           "date": a["date"], "article": a["body"], "noise": [*noise(a), FURNITURE[a["lang"]]["ad"]]})
     return labels
 
 
