@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# the CPU build of torch first, from PyTorch's CPU wheel index as PyTorch documents it
 	# (a bare 'torch' from PyPI is the multi-GB CUDA build on Linux); where that index cannot
-	# be reached, the plain pin from the configured index (see README, "Installing")
+	# be reached, the plain pin from the configured index (see docs/install.md)
 	$(PY) -m pip install -q --timeout 20 --retries 1 "torch==$(TORCH_VERSION)" --index-url $(TORCH_CPU_INDEX) \
 	  || { echo "note: $(TORCH_CPU_INDEX) cannot be reached: installing torch==$(TORCH_VERSION) from the configured index" >&2; \
 	       $(PY) -m pip install -q "torch==$(TORCH_VERSION)"; }

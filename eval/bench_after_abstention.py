@@ -26,15 +26,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.config import Settings
+from rag.conversation import reply
+from rag.engine import Engine
+from rag.evaluation.gold import load_gold
+from rag.metrics import containment, mean
+from rag.runtime import cpu_flags_line
 
-from rag.config import Settings  # noqa: E402
-from rag.conversation import reply  # noqa: E402
-from rag.engine import Engine  # noqa: E402
-from rag.evaluation.gold import load_gold  # noqa: E402
-from rag.metrics import containment, mean  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def off_topic_questions(path: Path) -> list[str]:

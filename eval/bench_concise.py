@@ -1,7 +1,7 @@
 """Benchmark: how many sentences an answer needs — concise answers without losing the answer.
 
 The answer is the best sentence plus up to two runners-up (rag.answer.select). This
-script measures, on the pooled dev sets of eval/bench_reader.py (reader weights fitted
+script measures, on the pooled dev sets of eval/fit_reader.py (reader weights fitted
 leave one set out, exactly as there), first-sentence and whole-answer containment and
 the mean answer length for each selection rule of a small grid:
 
@@ -12,12 +12,11 @@ The rule is chosen out of sample too: for each held-out set, the shortest rule w
 whole-answer containment on the other sets is within --tolerance of the current rule's
 (margin 3, any document); its held-out numbers are reported.
 
-    python eval/bench_concise.py [--tolerance 0.005] [--write-calibration]
+    python eval/bench_concise.py [--tolerance 0.005]
 
---write-calibration stores the margin chosen on all four dev sets in rag/calibration.json
-(where the runners-up come from and how many are Settings: extra_sentences, max_sentences).
-Since 2026-12-07 the shipped margin is the one eval/fit_margins.py chooses on news (the
-dialogue gold set): this script's --write-calibration would put the dev sets' choice back.
+It writes nothing: the shipped margin is the one eval/fit_margins.py chooses on news (the
+dialogue gold set) since 2026-12-07; where the runners-up come from and how many are
+Settings (extra_sentences, max_sentences).
 """
 
 from __future__ import annotations
@@ -28,24 +27,27 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import reader as rd
+from rag.answer import select
+from rag.config import Settings
+from rag.evaluation.bench import (
+    READER_SETS,
+    TokenCache,
+    candidate_rows,
+    folds,
+    load_pool,
+    pool_parser,
+)
+from rag.fitting import pairwise_weights
+from rag.runtime import cpu_flags_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-import bench_answerability as ba  # noqa: E402
-import bench_reader as bre  # noqa: E402
-
-from rag import reader as rd  # noqa: E402
-from rag.answer import select  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.fitting import pairwise_weights  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
 
 MARGINS = (0.5, 1.0, 1.5, 2.0, 3.0)
 EXTRA = ("any", "same-document")
 MAX_SENTENCES = (2, 3)
 CURRENT = (3.0, "any", 3)
-DEV = bre.SETS[:4]
+DEV = READER_SETS[:4]
 
 
 def answer_of(index, it, rows, w_scorer, w_reader, top_k, margin, extra, max_sentences):
@@ -62,25 +64,25 @@ def answer_of(index, it, rows, w_scorer, w_reader, top_k, margin, extra, max_sen
 
 
 def main() -> int:
-    ap = ba.pool_parser(__doc__)
+    ap = pool_parser(__doc__)
     ap.add_argument("--top-k", type=int, default=4)
     ap.add_argument("--tolerance", type=float, default=0.005,
                     help="whole-answer containment a shorter rule may lose on the training sets")
     args = ap.parse_args()
     t0 = time.time()
-    index, embedder, items = ba.load_pool(args)
+    index, embedder, items = load_pool(args)
     items = [it for it in items if it.answerable and it.in_corpus]
-    cache = bre.TokenCache(args.work / f"reader-tokens-{args.model}")
+    cache = TokenCache(args.work / f"reader-tokens-{args.model}")
     cache.fill("query", [it.question for it in items], lambda t: embedder.embed_queries_with_tokens(t)[1])
     cache.fill("document", [index.sentence_text(j) for it in items for j, _ in it.refs], embedder.document_tokens)
-    rows = bre.candidate_rows(index, items, cache)
+    rows = candidate_rows(index, items, cache)
     labels = [it.labels for it in items]
     n_base = len(rd.SENTENCE_FEATURES)
     print(f"{len(items)} answerable questions ready in {time.time() - t0:.0f} s", file=sys.stderr)
 
     rules = [(m, e, n) for n in MAX_SENTENCES for e in EXTRA for m in MARGINS]
     by = {}  # (held, rule) -> (first, whole, chars) on held; computed for every set with its own fold's weights
-    for held, train, test in bre.folds(items):
+    for held, train, test in folds(items):
         w_s = pairwise_weights([rows[k][:, :n_base] for k in train], [labels[k] for k in train])
         w_r = pairwise_weights([rows[k] for k in train], [labels[k] for k in train])
         for rule in rules:
@@ -90,10 +92,10 @@ def main() -> int:
     print(cpu_flags_line())
     print(f"\nFirst sentence / whole answer / mean characters per rule (held-out set, reader weights leave one set out; "
           f"{len(items)} answerable questions)")
-    print("| margin | runners-up from | at most | " + " | ".join(bre.SETS) + " | macro (4 dev sets) |")
-    print("|---|---|---|" + "---|" * (len(bre.SETS) + 1))
+    print("| margin | runners-up from | at most | " + " | ".join(READER_SETS) + " | macro (4 dev sets) |")
+    print("|---|---|---|" + "---|" * (len(READER_SETS) + 1))
     for rule in rules:
-        cells = [f"{by[s, rule][0]:.3f} / {by[s, rule][1]:.3f} / {by[s, rule][2]:.0f}" for s in bre.SETS]
+        cells = [f"{by[s, rule][0]:.3f} / {by[s, rule][1]:.3f} / {by[s, rule][2]:.0f}" for s in READER_SETS]
         m = np.mean([by[s, rule] for s in DEV], axis=0)
         print(f"| {rule[0]} | {rule[1]} | {rule[2]} | " + " | ".join(cells) + f" | {m[0]:.3f} / {m[1]:.3f} / {m[2]:.0f} |")
 
@@ -117,11 +119,6 @@ def main() -> int:
     print(f"| macro | | {a[0]:.3f} / {a[1]:.3f} / {a[2]:.0f} | {b[0]:.3f} / {b[1]:.3f} / {b[2]:.0f} |")
     final = choose(DEV)
     print(f"\nOn all four dev sets: margin {final[0]}, runners-up from {final[1]}, at most {final[2]} sentences")
-    if args.write_calibration:
-        ba.br.write_tuning(args.model, {"sentence_margin": final[0],
-                                        "sentence_margin_source": "eval/bench_concise.py on the four dev sets "
-                                        f"(tolerance {args.tolerance}; with extra_sentences={final[1]}, "
-                                        f"max_sentences={final[2]}, which are Settings defaults)"})
     return 0
 
 

@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import difflib
 import json
-import sys
 import time
 from pathlib import Path
 
+from rag.corpus import read_file
+from rag.evaluation.bench import table
+from rag.formats.html import visible_text
+from rag.runtime import cpu_flags_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
 DATA = ROOT / "tests" / "data"
-
-from bench_retrieval import table  # noqa: E402
-
-from rag.corpus import read_file  # noqa: E402
-from rag.formats.html import visible_text  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
 
 
 def squash(text: str) -> str:

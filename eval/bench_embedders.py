@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 ALL = ("torch-float32", "torch-bfloat16", "openvino-int8", "openvino-int8-bf16")
 
@@ -57,12 +56,12 @@ def main() -> int:
         return 2
 
     import numpy as np
-    from bench_retrieval import SETS, load_sets, news_distractors, table
 
     from rag import runtime
     from rag.chunking import chunk
     from rag.config import Settings
     from rag.embedding import make_embedder, native_bf16
+    from rag.evaluation.bench import SETS, load_sets, news_distractors, table
     from rag.text import sentences as split
 
     runtime.configure()

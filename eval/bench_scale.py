@@ -36,22 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import dense as dense_mod
+from rag import index as index_mod
+from rag import runtime
+from rag.answer import answer
+from rag.chunking import chunk
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.evaluation import load_distractors
+from rag.evaluation.bench import NEWS, SETS, load_sets, news_distractors, rank_of, table
+from rag.index import Index, build_index, index_files
+from rag.retrieval import retrieve
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from bench_retrieval import NEWS, SETS, load_sets, news_distractors, rank_of, table  # noqa: E402
-
-from rag import dense as dense_mod  # noqa: E402
-from rag import index as index_mod  # noqa: E402
-from rag import runtime  # noqa: E402
-from rag.answer import answer  # noqa: E402
-from rag.chunking import chunk  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.embedding import Embedder  # noqa: E402
-from rag.evaluation import load_distractors  # noqa: E402
-from rag.index import Index, build_index, index_files  # noqa: E402
-from rag.retrieval import retrieve  # noqa: E402
 
 REAL_RATE = 32.0  # sentences/s of the real model in bfloat16 on these 2 cores (shared/MODELS.md)
 

@@ -20,19 +20,16 @@ import sys
 import time
 from pathlib import Path
 
+import rag.answer
+import rag.conversation
+from rag.config import Settings
+from rag.conversation import reply
+from rag.engine import Engine
+from rag.evaluation.bench import HELD_OUT
+from rag.evaluation.dialogues import format_table, load_dialogues, score_turn
+from rag.runtime import cpu_flags_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from fit_small_talk import HELD_OUT  # noqa: E402
-
-import rag.answer  # noqa: E402
-import rag.conversation  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.conversation import reply  # noqa: E402
-from rag.engine import Engine  # noqa: E402
-from rag.evaluation.dialogues import format_table, load_dialogues, score_turn  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -27,19 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import runtime
+from rag.answer import answer
+from rag.config import Settings
+from rag.embedding import Embedder
+from rag.evaluation import load_gold
+from rag.evaluation.bench import load_sets, table
+from rag.index import Index, build_index
+from rag.retrieval import retrieve
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from bench_retrieval import load_sets, table  # noqa: E402
-
-from rag import runtime  # noqa: E402
-from rag.answer import answer  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.embedding import Embedder  # noqa: E402
-from rag.evaluation import load_gold  # noqa: E402
-from rag.index import Index, build_index  # noqa: E402
-from rag.retrieval import retrieve  # noqa: E402
 
 MODES = ("lexical", "dense", "hybrid")
 

@@ -19,12 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from rag.embedding import native_bf16
+from rag.runtime import cpu_flags_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rag.embedding import native_bf16  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
-
 QUESTION = "مدت تماس تلفنی پوتین و ترامپ چقدر بود؟"
 SENTENCES = ["تماس تلفنی ولادیمیر پوتین و دونالد ترامپ حدود ۵۰ دقیقه طول کشید و دو طرف درباره اوکراین گفتگو کردند."] * 6
 

@@ -14,7 +14,7 @@ weight with the most first sentences right on the dialogues opening in the two o
 languages, the smaller on a tie). The lean changes no reading's evidence, so which
 reading a turn keeps is the same at every weight; a turn's answer can change which
 documents the next turn leans on, which this does not replay: `python
-eval/bench_followups.py` measures the whole conversation with the weight shipped.
+eval/fit_followups.py` measures the whole conversation with the weight shipped.
 
     python eval/fit_lean.py [--dialogues FILE] [--write-calibration]
 
@@ -30,18 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.config import Settings
+from rag.engine import Engine
+from rag.evaluation.bench import LANGS, opening_lang, write_tuning
+from rag.evaluation.dialogues import load_dialogues, run_dialogues
+from rag.metrics import containment
+from rag.runtime import cpu_flags_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from bench_followups import LANGS, opening_lang  # noqa: E402
-from bench_retrieval import write_tuning  # noqa: E402
-
-from rag.config import Settings  # noqa: E402
-from rag.engine import Engine  # noqa: E402
-from rag.evaluation.dialogues import load_dialogues, run_dialogues  # noqa: E402
-from rag.metrics import containment  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
 
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
 

@@ -36,14 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from rag.config import Settings
+from rag.evaluation.bench import write_tuning
+from rag.runtime import cpu_flags_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from bench_retrieval import write_tuning  # noqa: E402
-
-from rag.config import Settings  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
 
 READER_MARGINS = (2.0, 1.75, 1.5, 1.25, 1.0, 0.5, 0.0)  # the first is the current one
 VERIFIED_MARGINS = (math.inf, 4.0, 2.0, 1.0, 0.0)

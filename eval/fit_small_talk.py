@@ -31,32 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.config import Settings
+from rag.engine import Engine
+from rag.evaluation.bench import HELD_OUT, write_tuning
+from rag.evaluation.gold import load_squad
+from rag.runtime import cpu_flags_line
+from rag.small_talk import SMALL_TALK, small_talk_vectors
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from bench_retrieval import write_tuning  # noqa: E402
-
-from rag.config import Settings  # noqa: E402
-from rag.engine import Engine  # noqa: E402
-from rag.evaluation.gold import load_squad  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
-from rag.small_talk import SMALL_TALK, small_talk_vectors  # noqa: E402
-
 DEV_SETS = (("xquad_ar", "qa/xquad_ar/xquad.ar.json"), ("xquad.en", "qa/xquad_ar/xquad.en.json"),
             ("mlqa_ar_dev", "qa/mlqa_ar_dev/MLQA-dev-context-ar-question-ar.json"),
             ("persianqa", "qa/persianqa/pqa_test.json"), ("parsinlu", "qa/parsinlu_rc/train.json"))
-
-# small talk written after SMALL_TALK and the threshold were fixed, none of it in SMALL_TALK
-HELD_OUT = (
-    "many thanks", "thanks so much for your help", "hey there", "good evening", "alright", "sounds good",
-    "understood", "wonderful", "that's all, thanks", "have a nice day", "cheers", "excellent",
-    "سپاس فراوان", "لطف کردی", "عالیه", "اوکی", "خسته نباشید", "روز خوش", "شب بخیر", "ممنونم ازت", "حله",
-    "متوجه شدم",
-    "ألف شكر", "يعطيك العافية", "مساء الخير", "طيب", "رائع", "أشكرك", "إلى اللقاء", "هذا كل شيء، شكرا", "حسنا فهمت",
-    "جميل",
-)
-
 
 # short questions that ask something, and small talk with a question in it: none may be
 # taken for small talk (written while the question-mark rule was chosen: see README)
@@ -67,7 +52,6 @@ SHORT_QUESTIONS = (
     "ممنون، کی دیدار کردند؟", "شكرا، ومتى التقيا؟", "Who is Lavrov?", "What is NATO?", "ظریف کیست؟",
     "and the Arabic article?",
 )
-
 
 # short requests without a question mark, none of which may be taken for small talk
 # (written after SMALL_TALK, ASKS and the threshold were fixed)

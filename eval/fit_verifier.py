@@ -3,7 +3,7 @@
 The verifier is trained on xquad_ar, xquad.en and mlqa_ar_dev (eval/train_verifier.py);
 everything here is PersianQA and ParsiNLU, which it never saw, over eval/bench_retrieval.py's
 pooled index (in corpus, PersianQA's unanswerable questions, and every answerable question
-again with its article taken out of the corpus; see eval/bench_answerability.py).
+again with its article taken out of the corpus; see eval/fit_answerability.py).
 
 1. Sentences of the gold paragraph (PersianQA): does the verifier find the answer
    sentence, and does its best log-odds tell answerable from unanswerable questions?
@@ -36,17 +36,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rag.config import Settings
+from rag.evaluation import bench
+from rag.evaluation.bench import PAIRS, answer_sentences, persian_half
+from rag.evaluation.bench import threshold_sweep as sweep
+from rag.runtime import cpu_flags_line
+from rag.verifier import Verifier, load_verifier
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-import bench_answerability as ba  # noqa: E402
-import bench_retrieval as br  # noqa: E402
-from train_verifier import PAIRS, answer_sentences, persian_half  # noqa: E402
-
-from rag.config import Settings  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
-from rag.verifier import Verifier, load_verifier  # noqa: E402
 
 HELD_OUT = ("persianqa", "parsinlu")
 TOP_K = 6
@@ -55,8 +52,9 @@ SCALES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # the verifier's weight, in units of (
 
 
 def english_translations(path: Path, min_cosine: float) -> dict[str, str]:
-    """PersianQA question id → its English translation (eval/translate_questions.py), where its
-    cosine with the Persian question reaches min_cosine (the faithful ones)."""
+    """PersianQA question id → its English translation (made by eval/translate_questions.py,
+    removed: docs/decisions.md says where to find it), where its cosine with the Persian
+    question reaches min_cosine (the faithful ones)."""
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
     return {r["id"]: r["en"] for r in rows if r["en"] and r["cos"] >= min_cosine}
 
@@ -93,7 +91,7 @@ def gold_paragraphs(data: Path, verifier: Verifier, keep: set[int] | None = None
                         if holds:
                             firsts.append(int(np.argmax(logits)) in holds)
         best, answerable = np.array(best), np.array(answerable)
-        auc = f"{ba.auc(best, answerable):.3f}" if (~answerable).any() else "—"
+        auc = f"{bench.auc(best, answerable):.3f}" if (~answerable).any() else "—"
         caught = f"{np.mean(best[~answerable] < 0.70):.3f}" if (~answerable).any() else "—"
         print(f"| {name} | {len(best)} | {answerable.sum()} | {np.mean(firsts):.3f} | {auc} "
               f"| {np.mean(best[answerable] >= 0.70):.3f} | {caught} |")
@@ -103,8 +101,8 @@ def pipeline_rows(index, items, verifier: Verifier) -> list[dict]:
     weights, model = index.sentence_weights, index.answerability
     rows = []
     for it in tqdm(items, desc="question variants", file=sys.stderr):
-        scored = ba.scored_list(it, weights)
-        x, pair = ba.features(index, it, scored)
+        scored = bench.scored_list(it, weights)
+        x, pair = bench.features(index, it, scored)
         top = scored[:TOP_K]
         pos = [r[0] for r in it.refs]
         rows.append({"set": it.set, "answerable": it.answerable, "passes": model.decide(x, pair).answerable,
@@ -115,19 +113,6 @@ def pipeline_rows(index, items, verifier: Verifier) -> list[dict]:
                      "logits": verifier.score(it.question, [index.sentence_text(j) for _, j, _ in top])
                      if top else np.zeros(0)})
     return rows
-
-
-def sweep(best: np.ndarray, ans: np.ndarray, grid: np.ndarray, max_wrong: float,
-          header: str = "| threshold | answerable now abstained (wrong) | unanswerable now abstained |") -> float:
-    """Print, for every fifth threshold of `grid`, the share of answerable and unanswerable
-    questions whose best log-odds fall below it, and return the highest threshold of `grid`
-    below which at most `max_wrong` of the answerable ones fall."""
-    print(header)
-    print("|---|---|---|")
-    for t in grid[::5]:
-        print(f"| {t:+.1f} | {np.mean(best[ans] < t):.3f} | "
-              + (f"{np.mean(best[~ans] < t):.3f}" if (~ans).any() else "—") + " |")
-    return float(max(t for t in grid if np.mean(best[ans] < t) <= max_wrong))
 
 
 def fit(rows: list[dict], max_wrong: float) -> dict:
@@ -192,14 +177,14 @@ def margins(rows: list[dict], weight: float, threshold: float) -> None:
 
 
 def main() -> int:
-    ap = ba.pool_parser(__doc__)
+    ap = bench.pool_parser(__doc__, fit=True)
     ap.add_argument("--max-wrong", type=float, default=0.05)
     ap.add_argument("--paragraphs-only", action="store_true", help="table 1 only (no pooled index)")
     ap.add_argument("--no-paragraphs", action="store_true", help="leave table 1 out")
     ap.add_argument("--persian-half", action="store_true",
                     help="PersianQA's odd articles only: for a verifier trained with train_verifier.py --persian")
     ap.add_argument("--english", type=Path, metavar="FILE.jsonl",
-                    help="table 1 also for PersianQA's questions translated into English (eval/translate_questions.py)")
+                    help="table 1 also for PersianQA's questions translated into English (eval/translate_questions.py, removed: see docs/decisions.md)")
     ap.add_argument("--min-cosine", type=float, default=0.75,
                     help="with --english: the translations whose cosine with the Persian question reaches this")
     ap.add_argument("--margins", action="store_true",
@@ -220,7 +205,7 @@ def main() -> int:
                         english_translations(args.english, args.min_cosine) if args.english else None)
     if args.paragraphs_only:
         return 0
-    index, _, items = ba.load_pool(args)
+    index, _, items = bench.load_pool(args)
     rows = pipeline_rows(index, [it for it in items if it.set in HELD_OUT
                                  and (held is None or it.set != "persianqa" or it.article in held)], verifier)
     if args.margins:
@@ -233,7 +218,7 @@ def main() -> int:
     spec = fit(rows, args.max_wrong)
     print(f"\n{time.time() - t0:.0f} s")
     if args.write_calibration:
-        br.write_tuning(args.model, {"verifier": spec | {
+        bench.write_tuning(args.model, {"verifier": spec | {
             "source": "eval/fit_verifier.py: weight and threshold fitted on persianqa"
                       + (" (its odd articles)" if held is not None else "") + " and parsinlu_rc over the "
                       f"pooled index ({len(rows)} question variants; at most {args.max_wrong:.0%} wrong "

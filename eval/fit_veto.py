@@ -11,7 +11,7 @@ candidates is left to the scorer and the reader.
 The threshold is fitted on the seed gold set (eval/gold/seed_qa.jsonl; its answerable
 questions in those pairs: none may be vetoed) and set --margin lower still, since a set
 this small does not show the lowest a right answer can score. It is measured out of
-sample on the dialogue gold set (python eval/bench_followups.py, rag eval --dialogues),
+sample on the dialogue gold set (python eval/fit_followups.py, rag eval --dialogues),
 whose questions it never saw.
 
     python eval/fit_veto.py [--gold FILE] [--max-wrong 0] [--margin 0.3] [--write-calibration]
@@ -26,19 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.answer import answer, verifier_logits
+from rag.config import Settings
+from rag.engine import Engine
+from rag.evaluation.bench import threshold_sweep as sweep
+from rag.evaluation.bench import write_tuning
+from rag.evaluation.gold import load_gold
+from rag.runtime import cpu_flags_line
+from rag.verifier import load_verifier
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from bench_retrieval import write_tuning  # noqa: E402
-from fit_verifier import sweep  # noqa: E402
-
-from rag.answer import answer, verifier_logits  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.engine import Engine  # noqa: E402
-from rag.evaluation.gold import load_gold  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
-from rag.verifier import load_verifier  # noqa: E402
 
 
 def rows(engine, items) -> list[dict]:

@@ -14,7 +14,7 @@ Adapters of rank 8 on the seven projections of the top 8 layers, a linear head o
 mean of the last layer, one epoch of binary cross-entropy (positives weighted 2), AdamW.
 About 20 minutes on 2 CPU cores in bfloat16 (AVX-512 BF16), a minute on a GPU. Writes
 rag/verifier.npz (float16 adapters, the head, the base weights' sha256) and, with
---eval, PersianQA's pair scores for eval/bench_verifier.py-style checks.
+--eval, PersianQA's pair scores (as the removed eval/bench_verifier.py checked them: docs/decisions.md).
 
     python eval/train_verifier.py [--data ../shared/data] [--out rag/verifier.npz] [--device cpu]
 """
@@ -31,29 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.config import Settings
+from rag.evaluation.bench import PERSIAN, answer_sentences, persian_half
+from rag.models import ensure_model, weights_hash
+from rag.runtime import cpu_flags_line
+from rag.text import tokens
+from rag.verifier import ATTENTION, FEED_FORWARD, MAX_TOKENS, QUERY_PROMPT, TEXT_PROMPT
 
-from rag.config import Settings  # noqa: E402
-from rag.models import ensure_model, weights_hash  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
-from rag.text import sentences, tokens  # noqa: E402
-from rag.verifier import ATTENTION, FEED_FORWARD, MAX_TOKENS, QUERY_PROMPT, TEXT_PROMPT  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TRAIN = {"xquad_ar": "qa/xquad_ar/xquad.ar.json", "mlqa_ar": "qa/mlqa_ar_dev/MLQA-dev-context-ar-question-ar.json"}
-PERSIAN = "qa/persianqa/pqa_test.json"  # half of its articles (persian_half), unanswerable questions included
 EN = "qa/xquad_ar/xquad.en.json"  # questions in English; answers and sentences from the Arabic parallel
-PAIRS = ("ar>ar", "en>ar")  # the language pairs (question > sentence) of the training pairs
 TOP, RANK, ALPHA, NEGATIVES, BATCH = 8, 8, 16, 3, 16
-
-
-def answer_sentences(context: str, answers: list[dict]) -> tuple[list[str], set[int]]:
-    spans = sentences(context)
-    holds = set()
-    for a in answers:
-        s, e = a["answer_start"], a["answer_start"] + len(a["text"])
-        holds |= {k for k, sp in enumerate(spans) if sp.start <= s < sp.end or s < sp.start < e}
-    return [context[sp.start:sp.end] for sp in spans], holds
 
 
 def pairs(data: Path, rng: random.Random, persian: bool = False) -> list[tuple[str, str, float]]:
@@ -97,13 +86,6 @@ def pairs(data: Path, rng: random.Random, persian: bool = False) -> list[tuple[s
                         near = sorted(range(len(sents)), key=lambda k: -len(words & set(tokens(sents[k]))))
                         out.extend((q["question"], sents[k], 0.0) for k in near[:NEGATIVES])
     return out
-
-
-def persian_half(data: Path, held_out: bool = True) -> set[int]:
-    """The article numbers of PersianQA (pqa_test.json) that training with persian=True keeps out
-    (held_out) or uses."""
-    n = len(json.loads((data / PERSIAN).read_text("utf-8"))["data"])
-    return {a for a in range(n) if (a % 2 == 1) == held_out}
 
 
 def main() -> int:

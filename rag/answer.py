@@ -245,7 +245,7 @@ def rank(feats: np.ndarray, refs: list[tuple[int, Hit]], weights: dict) -> list[
 def active_reader(index: Index, settings: Settings, embedder: Embedder | None = None):
     """The reader (rag.reader.Reader) to use for this question, or None. auto: where its extra
     pass is cheap, i.e. the embedder runs through OpenVINO (~0.14 s a question in float32) or
-    the CPU computes bfloat16 natively; torch in float32 costs ~0.4 s (README, "The reader")."""
+    the CPU computes bfloat16 natively; torch in float32 costs ~0.4 s (docs/results.md, "The reader")."""
     if settings.reader == "off" or index.reader is None:
         return None
     if settings.reader == "auto":
@@ -323,7 +323,7 @@ def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Setting
     retrieved passages) unless `extra_sentences` is "any", and does not repeat a sentence
     already chosen. In an answer the verifier read (`verified`: the sentences it accepts)
     a runner-up must be one of those, within verified_margin on its scale (unbounded
-    unless set: every bound measured cost answers, see the README's "Concise answers")."""
+    unless set: every bound measured cost answers, see docs/results.md, "Concise answers")."""
     if not scored:
         return []
     best = scored[0][0]

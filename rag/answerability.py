@@ -16,7 +16,7 @@ decides at the level of the question, from signals the score lacks:
 A small logistic model turns them into a log-odds that the corpus answers the question;
 the answer abstains below a threshold chosen per language pair (question language >
 document language, e.g. "en>ar"), with a global threshold for pairs not calibrated.
-Model and thresholds are fitted by eval/bench_answerability.py on the dev sets and ship
+Model and thresholds are fitted by eval/fit_answerability.py on the dev sets and ship
 in rag/calibration.json; `RAG_ANSWERABILITY=off` falls back to the scorer's threshold.
 """
 
@@ -152,7 +152,7 @@ class Model:
     @classmethod
     def from_dict(cls, d: dict) -> Model:
         return cls(*standardised_from_dict(d, FEATURES, "refit the answerability model "
-                                           "(python eval/bench_answerability.py --write-calibration)"),
+                                           "(python eval/fit_answerability.py --write-calibration)"),
                    dict(d["thresholds"]))
 
 

@@ -18,7 +18,7 @@ other one too, so a user can take the turn the other way without waiting
 follow-up only if reading it with the previous turn finds better evidence.
 
 Which reading to keep is decided by a small logistic model over five signals (FEATURES),
-fitted on the dialogue gold set by eval/bench_followups.py and shipped in
+fitted on the dialogue gold set by eval/fit_followups.py and shipped in
 rag/calibration.json: how clearly the question is answered alone, and in context; how
 well the question itself fits the answer found in context, against the best it finds
 alone ("What is the capital of Australia?" asked after a question about Kallas finds the
@@ -204,7 +204,7 @@ def content_free_vector(embedder: Embedder) -> np.ndarray:
 @dataclass(frozen=True)
 class FollowUpModel:
     """Standardised logistic regression over FEATURES: log-odds that a turn is a follow-up
-    (to be read in context). Fitted by eval/bench_followups.py, shipped in rag/calibration.json."""
+    (to be read in context). Fitted by eval/fit_followups.py, shipped in rag/calibration.json."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -220,7 +220,7 @@ class FollowUpModel:
     @classmethod
     def from_dict(cls, d: dict) -> FollowUpModel:
         return cls(*standardised_from_dict(d, FEATURES, "refit the follow-up model "
-                                           "(python eval/bench_followups.py --write-calibration)"))
+                                           "(python eval/fit_followups.py --write-calibration)"))
 
 
 def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:

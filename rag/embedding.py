@@ -224,7 +224,7 @@ def resolve_dtype(dtype: str, backend: str = "torch") -> str:
     auto: torch computes in bfloat16 wherever the CPU does natively (AVX-512 BF16 or AMX: 1.8×
     float32 on an AMD EPYC without AMX); the OpenVINO int8 export only where the CPU has AMX
     (1.3× float32 there; on AVX-512 BF16 alone it is no faster than float32: 32.0 against
-    34.1 sentences/s, README "Embedding speed"), and in float32 elsewhere."""
+    34.1 sentences/s, docs/results.md "Embedding speed"), and in float32 elsewhere."""
     if dtype == "auto":
         if backend == "openvino":
             return "bfloat16" if amx_bf16() else "float32"

@@ -5,7 +5,7 @@ question. The reader compares their tokens: EmbeddingGemma's contextual vector o
 question token against those of the sentence (late interaction, "MaxSim", as ColBERT
 does): how well each question token is matched somewhere in the sentence, and each
 sentence token in the question. Both are added to the scorer's features, and a linear
-model over all of them — fitted like the scorer, pairwise, by eval/bench_reader.py on the
+model over all of them — fitted like the scorer, pairwise, by eval/fit_reader.py on the
 dev sets — re-orders the scorer's top `top_k` candidates. Nothing is trained in the
 embedding model: the reader is the model's own token states plus a dozen weights in
 rag/calibration.json.
@@ -47,7 +47,7 @@ class Reader:
         if missing or int(d.get("top_k", 0)) < 1:
             raise ValueError("the reader in rag/calibration.json does not fit this version "
                              f"(missing weights: {', '.join(missing) or 'none'}; top_k {d.get('top_k')}): "
-                             "refit it (python eval/bench_reader.py --write-calibration) or set RAG_READER=off")
+                             "refit it (python eval/fit_reader.py --write-calibration) or set RAG_READER=off")
         return cls({k: float(v) for k, v in d["weights"].items()}, int(d["top_k"]))
 
     def to_dict(self) -> dict:

@@ -55,7 +55,7 @@ def test_fit_separates_and_round_trips():
 def test_a_model_fitted_on_other_features_is_a_clear_error():
     d = ab.fit(np.random.default_rng(1).normal(size=(50, len(ab.FEATURES))), np.arange(50) % 2).to_dict()
     d["features"] = d["features"][:-1]
-    with pytest.raises(ValueError, match="fitted on other features.*bench_answerability.py"):
+    with pytest.raises(ValueError, match="fitted on other features.*fit_answerability.py"):
         ab.Model.from_dict(d)
 
 

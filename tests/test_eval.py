@@ -8,7 +8,6 @@ $RAG_SHARED_DATA) is absent.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import random
@@ -358,18 +357,26 @@ def test_distractors_from_the_shared_news_corpora():
     assert len(leads) == 10 and all(201 <= len(d.text) <= 800 for d in leads)
 
 
-# ================================================================ the retrieval benchmark (eval/bench_retrieval.py)
+# ================================================================ the scripts' shared helpers (rag/evaluation/bench.py)
 @pytest.fixture(scope="module")
 def bench():
-    """eval/bench_retrieval.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("bench_retrieval", ROOT / "eval" / "bench_retrieval.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # for its dataclasses
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[spec.name]
+    """rag.evaluation.bench: the pool and helpers that eval/bench_*.py and eval/fit_*.py share."""
+    from rag.evaluation import bench
+
+    return bench
+
+
+def test_eval_scripts_are_sorted_and_documented():
+    """eval/ holds bench_*.py (measure), fit_*.py and train_verifier.py (write shipped values);
+    none reaches for another script through sys.path, and eval/README.md names each."""
+    scripts = sorted(p.name for p in (ROOT / "eval").glob("*.py"))
+    readme = (ROOT / "eval" / "README.md").read_text("utf-8")
+    for name in scripts:
+        assert name.startswith(("bench_", "fit_")) or name == "train_verifier.py", name
+        text = (ROOT / "eval" / name).read_text("utf-8")
+        assert "sys.path" not in text, name
+        assert ("--write-calibration" in text) == name.startswith("fit_"), name  # only fits write rag/calibration.json
+        assert f"`{name}`" in readme, f"eval/README.md does not describe {name}"
 
 
 def test_bench_tuning_is_merged_not_replaced(bench, tmp_path, monkeypatch):
@@ -377,7 +384,7 @@ def test_bench_tuning_is_merged_not_replaced(bench, tmp_path, monkeypatch):
     (tmp_path / "rag").mkdir()
     f = tmp_path / "rag" / "calibration.json"
     f.write_text(json.dumps({"m": {"threshold": 1.0, "reader": {"top_k": 4}}, "other": {"threshold": 2.0}}), "utf-8")
-    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    monkeypatch.setattr(bench, "CALIBRATION", f)
     bench.write_tuning("m", {"answerability": {"bias": 0.5}})
     data = json.loads(f.read_text("utf-8"))
     assert data["other"] == {"threshold": 2.0}

@@ -74,7 +74,7 @@ def test_auto_reads_where_bfloat16_is_native_or_the_embedder_is_openvino(tiny_en
 
 
 def test_a_reader_that_does_not_fit_is_a_clear_error():
-    with pytest.raises(ValueError, match="missing weights: maxsim_sentence.*bench_reader.py.*RAG_READER=off"):
+    with pytest.raises(ValueError, match="missing weights: maxsim_sentence.*fit_reader.py.*RAG_READER=off"):
         rd.Reader.from_dict({"weights": {f: 0.0 for f in rd.ALL_FEATURES if f != "maxsim_sentence"}, "top_k": 4})
     with pytest.raises(ValueError, match="top_k 0"):
         rd.Reader.from_dict({"weights": {f: 0.0 for f in rd.ALL_FEATURES}, "top_k": 0})

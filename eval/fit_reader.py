@@ -1,6 +1,6 @@
-"""Benchmark and fit: the reader (rag/reader.py) against the linear sentence scorer, out of sample.
+"""Fit: the reader (rag/reader.py) against the linear sentence scorer, out of sample.
 
-The pool and the questions are eval/bench_answerability.py's (the four dev sets and
+The pool and the questions are eval/fit_answerability.py's (rag.evaluation.bench) (the four dev sets and
 xquad.en over the cached index). For every answerable question the candidates' token
 states (EmbeddingGemma's contextual token vectors) are computed once and cached in
 --work/reader-tokens/ in slices, so an interrupted run resumes where it stopped.
@@ -11,7 +11,7 @@ containment and answer length, side by side with the scorer alone (RAG_READER=of
 a learning curve (share of the training questions used vs held-out first-sentence
 containment).
 
-    python eval/bench_reader.py [--top-k 4] [--write-calibration]
+    python eval/fit_reader.py [--top-k 4] [--write-calibration]
 
 With --write-calibration the reader's weights are fitted on all five sets and stored in
 rag/calibration.json.
@@ -19,73 +19,27 @@ rag/calibration.json.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+
+from rag import reader as rd
+from rag.answer import select
+from rag.config import Settings
+from rag.evaluation.bench import READER_SETS as SETS
+from rag.evaluation.bench import (
+    TokenCache,
+    candidate_rows,
+    folds,
+    load_pool,
+    pool_parser,
+    write_tuning,
+)
+from rag.fitting import pairwise_weights
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-import bench_answerability as ba  # noqa: E402
-
-from rag import reader as rd  # noqa: E402
-from rag.answer import select  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.fitting import pairwise_weights  # noqa: E402
-
-SETS = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]
-SLICE = 512
-
-
-class TokenCache:
-    """Token states by text hash, saved in slices of SLICE texts (resumable)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.states: dict[str, np.ndarray] = {}
-        for f in sorted(folder.glob("*.npz")):
-            z = np.load(f)
-            vecs = z["vecs"]  # read once per slice file (each z[...] reads it from the archive again)
-            for key, start, end in zip(z["keys"].tolist(), z["starts"], z["ends"], strict=True):
-                self.states[key] = vecs[start:end]
-
-    @staticmethod
-    def key(kind: str, text: str) -> str:
-        return hashlib.sha1(f"{kind}\n{text}".encode()).hexdigest()
-
-    def fill(self, kind: str, texts: list[str], encode) -> None:
-        todo = sorted({t for t in texts if self.key(kind, t) not in self.states}, key=len, reverse=True)
-        for start in tqdm(range(0, len(todo), SLICE), desc=f"token states ({kind})", disable=not todo, file=sys.stderr):
-            part = todo[start:start + SLICE]
-            states = encode(part)
-            keys = [self.key(kind, t) for t in part]
-            ends = np.cumsum([len(s) for s in states])
-            vecs = np.concatenate(states).astype(np.float16)
-            np.savez(self.folder / f"{kind}-{keys[0][:12]}.npz", keys=np.array(keys),
-                     starts=np.concatenate([[0], ends[:-1]]), ends=ends, vecs=vecs)
-            for k, s in zip(keys, states, strict=True):
-                self.states[k] = s.astype(np.float16)
-
-    def get(self, kind: str, text: str) -> np.ndarray:
-        return self.states[self.key(kind, text)].astype(np.float32)
-
-
-def candidate_rows(index, items, cache: TokenCache) -> list[np.ndarray]:
-    """Per item, its candidates' rows of rd.ALL_FEATURES."""
-    out = []
-    for it in items:
-        q = cache.get("query", it.question)
-        extra = np.array([rd.maxsim(q, cache.get("document", index.sentence_text(j))) for j, _ in it.refs],
-                         np.float32).reshape(-1, len(rd.FEATURES))
-        out.append(np.hstack([it.feats, extra]))
-    return out
-
 
 def answer_of(index, it, rows: np.ndarray, w_scorer: np.ndarray, w_reader: np.ndarray | None, top_k: int,
               margin: float) -> tuple[bool, bool, int]:
@@ -106,18 +60,12 @@ def answer_of(index, it, rows: np.ndarray, w_scorer: np.ndarray, w_reader: np.nd
     return bool(it.labels[picked[0]]), bool(it.labels[picked].any()), sum(len(index.sentence_text(j)) for _, j, _ in chosen)
 
 
-def folds(items):
-    for held in SETS:
-        banned = {"xquad_ar", "xquad_en"} if held in ("xquad_ar", "xquad_en") else {held, "xquad_en"}
-        yield held, [k for k, it in enumerate(items) if it.set not in banned], [k for k, it in enumerate(items) if it.set == held]
-
-
 def main() -> int:
-    ap = ba.pool_parser(__doc__)
+    ap = pool_parser(__doc__, fit=True)
     ap.add_argument("--top-k", type=int, default=4, help="candidates the reader re-orders")
     args = ap.parse_args()
     t0 = time.time()
-    index, embedder, items = ba.load_pool(args)
+    index, embedder, items = load_pool(args)
     items = [it for it in items if it.answerable and it.in_corpus]
     cache = TokenCache(args.work / f"reader-tokens-{args.model}")
     cache.fill("query", [it.question for it in items], lambda t: embedder.embed_queries_with_tokens(t)[1])
@@ -161,8 +109,8 @@ def main() -> int:
     if args.write_calibration:
         w = pairwise_weights(rows, labels)
         reader = rd.Reader({"bias": 0.0} | {f: float(v) for f, v in zip(rd.ALL_FEATURES, w, strict=True)}, args.top_k)
-        ba.br.write_tuning(args.model, {"reader": reader.to_dict() | {
-            "source": "eval/bench_reader.py: pairwise weights over the scorer's features and the two MaxSim features, "
+        write_tuning(args.model, {"reader": reader.to_dict() | {
+            "source": "eval/fit_reader.py: pairwise weights over the scorer's features and the two MaxSim features, "
                       f"fitted on the answerable questions of xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc and xquad.en "
                       f"({len(items)}) over the pooled index",
             "calibrated_at": time.strftime("%Y-%m-%d")}})

@@ -14,7 +14,7 @@ with a model fitted on the dialogues that open in the two others, and the three
 held-out runs together give the table (rag eval --dialogues's table). For comparison:
 every turn read alone, and the rule without a model.
 
-    python eval/bench_followups.py [--dialogues FILE] [--write-calibration]
+    python eval/fit_followups.py [--dialogues FILE] [--write-calibration]
 
 --write-calibration fits the model on every dialogue and stores it in rag/calibration.json.
 """
@@ -28,24 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.config import Settings
+from rag.conversation import FEATURES, FollowUpModel, fit_followup, followup_features
+from rag.engine import Engine
+from rag.evaluation.bench import LANGS, opening_lang, write_tuning
+from rag.evaluation.dialogues import format_table, load_dialogues, run_dialogues, targets
+from rag.runtime import cpu_flags_line
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-from bench_retrieval import write_tuning  # noqa: E402
-
-from rag.config import Settings  # noqa: E402
-from rag.conversation import FEATURES, FollowUpModel, fit_followup, followup_features  # noqa: E402
-from rag.engine import Engine  # noqa: E402
-from rag.evaluation.dialogues import format_table, load_dialogues, run_dialogues, targets  # noqa: E402
-from rag.runtime import cpu_flags_line  # noqa: E402
-
-LANGS = ("fa", "ar", "en")
-
-
-def opening_lang(d) -> str:
-    return d.turns[0].item.lang
-
 
 def training_rows(engine, records) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """FEATURES, label (follow-up), dialogue id and turn type of every turn after the first."""
@@ -134,7 +124,7 @@ def main() -> int:
     if args.write_calibration:
         model, shift = fit_with_shift(X, y, types, args.C)
         write_tuning(settings.model, {"followup": model.to_dict() | {
-            "source": f"eval/bench_followups.py: logistic regression (C={args.C}, decision shifted by {shift:g}) over "
+            "source": f"eval/fit_followups.py: logistic regression (C={args.C}, decision shifted by {shift:g}) over "
                       f"{len(y)} turns after the first "
                       f"of {args.dialogues.name} ({len(dialogues)} dialogues over the seed corpus)",
             "calibrated_at": time.strftime("%Y-%m-%d")}})

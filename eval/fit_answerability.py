@@ -1,6 +1,6 @@
-"""Benchmark and fit: answerability (rag/answerability.py) and cross-lingual answers, out of sample.
+"""Fit: answerability (rag/answerability.py) and cross-lingual answers, out of sample.
 
-The pool is eval/bench_retrieval.py's (the contexts of xquad_ar, mlqa_ar_dev, persianqa
+The pool is eval/bench_retrieval.py's (rag.evaluation.bench) (the contexts of xquad_ar, mlqa_ar_dev, persianqa
 and parsinlu_rc with 1,000 + 1,000 news distractors, one index, cached). Every question
 is asked twice:
 
@@ -18,7 +18,7 @@ other sets and applied to the held-out one. xquad_ar and xquad.en share contexts
 neither trains the other's fold: xquad.en is split by article into two halves, each
 evaluated with a model trained on the three other sets plus the other half.
 
-    python eval/bench_answerability.py [--max-wrong 0.05] [--near] [--write-calibration]
+    python eval/fit_answerability.py [--max-wrong 0.05] [--near] [--write-calibration]
 
 --near adds a third way for answerable questions whose article has other paragraphs in
 the pool: only its own paragraph removed, the rest of the article kept (the topic stays,
@@ -35,125 +35,32 @@ rag/calibration.json (its training set named there).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+
+from rag import answerability as ab
+from rag.answer import select
+from rag.config import Settings
+from rag.evaluation.bench import (
+    REPORTED,
+    Candidates,
+    Item,
+    Q,
+    auc,
+    features,
+    fit_weights,
+    load_pool,
+    pool_parser,
+    scored_list,
+    training_set,
+    write_tuning,
+)
+from rag.metrics import abstention, best_threshold
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "eval"))
-
-import bench_retrieval as br  # noqa: E402
-
-from rag import answerability as ab  # noqa: E402
-from rag.answer import FEATURES as SENT_FEATURES  # noqa: E402
-from rag.answer import retrieve_for_answer, select, sentence_features  # noqa: E402
-from rag.config import Settings  # noqa: E402
-from rag.corpus import make_document  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.index import Index, build_index  # noqa: E402
-from rag.metrics import abstention, best_threshold  # noqa: E402
-
-EN_FILE = "qa/xquad_ar/xquad.en.json"
-REPORTED = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]  # the sets of every table
-SET_LANG = {"xquad_ar": "ar", "mlqa_ar": "ar", "persianqa": "fa", "parsinlu": "fa", "xquad_en": "en"}
-
-
-@dataclass
-class Item:
-    """One question asked one way (in corpus or out of corpus), with its candidates."""
-
-    set: str
-    group: str  # the fold it belongs to (xquad_en: by article half)
-    question: str
-    lang: str
-    answers: tuple[str, ...]
-    answerable: bool  # the corpus as searched holds the answer
-    in_corpus: bool
-    feats: np.ndarray  # sentence candidates × SENT_FEATURES
-    labels: np.ndarray  # candidate holds a gold answer
-    refs: list  # (sentence index, hit)
-    hits: list
-    qv: np.ndarray
-    near: bool = False  # its own paragraph removed, the rest of its article kept (--near)
-    article: int = -1  # its article's number in its set's file (data[N]; xquad_en: -1)
-
-
-def article_groups(data: Path) -> tuple[dict[str, tuple[str, int]], list[tuple[str, str, tuple[str, ...], str]]]:
-    """doc id → (set, article number) for every context, and the xquad.en questions as
-    (question, Arabic gold doc id, Arabic answers, article key)."""
-    groups = {}
-    for name, rel in br.SETS.items():
-        d = json.loads((data / rel).read_text("utf-8"))
-        for a, art in enumerate(d["data"]):
-            for para in art["paragraphs"]:
-                doc = make_document(para["context"], "x")
-                if doc is not None:
-                    groups[doc.id] = (name, a)
-    ar = json.loads((data / br.SETS["xquad_ar"]).read_text("utf-8"))
-    en = json.loads((data / EN_FILE).read_text("utf-8"))
-    english = []
-    for a, (art_ar, art_en) in enumerate(zip(ar["data"], en["data"], strict=True)):
-        for p_ar, p_en in zip(art_ar["paragraphs"], art_en["paragraphs"], strict=True):
-            doc = make_document(p_ar["context"], "x")
-            ar_answers = {qa["id"]: tuple(x["text"] for x in qa["answers"]) for qa in p_ar["qas"]}
-            for qa in p_en["qas"]:
-                if qa["id"] in ar_answers and doc is not None:
-                    english.append((qa["question"], doc.id, ar_answers[qa["id"]], f"xquad_en{a % 2}"))
-    return groups, english
-
-
-def make_items(index, embedder, work: Path, data: Path, settings: Settings, near: bool = False) -> list[Item]:
-    docs_groups, english = article_groups(data)
-    _, qs = br.load_sets(data)
-    questions = [(q.set, q.set, q.question, q.answers, q.doc_id, not q.impossible, q.article) for q in qs]
-    questions += [("xquad_en", grp, q, ans, doc, True, -1) for q, doc, ans, grp in english]
-    qvecs = br.query_vectors(work, embedder, [q[2] for q in questions])
-    by_article = defaultdict(set)
-    for doc_id, key in docs_groups.items():
-        by_article[key].add(doc_id)
-    items = []
-    for (name, group, question, answers, doc_id, answerable, article), qv in tqdm(
-            list(zip(questions, qvecs, strict=True)), desc="questions", file=sys.stderr):
-        lang = SET_LANG[name]
-        hits_all = retrieve_for_answer(index, question, qv, settings, k=40)
-        variants = [(True, False, hits_all[:10])]
-        if answerable:  # the same question with its whole article out of the corpus
-            gone = by_article.get(docs_groups.get(doc_id), {doc_id})
-            variants.append((False, False, [h for h in hits_all if h.passage.doc_id not in gone][:10]))
-            if near and len(gone) > 1:  # … and with only its own paragraph out: the topic stays, the answer goes
-                variants.append((False, True, [h for h in hits_all if h.passage.doc_id != doc_id][:10]))
-        for in_corpus, is_near, hits in variants:
-            feats, refs = sentence_features(index, hits, qv, question, settings.answer_passages)
-            holds = np.array([br.contains(index.sentence_text(j), answers) for j, _ in refs], bool)
-            if is_near and holds.any():  # another paragraph also holds the answer: not a clean near-miss
-                continue
-            items.append(Item(name, group, question, lang, answers, answerable and in_corpus, in_corpus,
-                              feats, holds & (in_corpus and answerable), refs, hits, qv, is_near, article))
-    return items
-
-
-def scored_list(item: Item, weights: dict) -> list:
-    w = np.array([weights.get(f, 0.0) for f in SENT_FEATURES], np.float32)
-    if not item.refs:
-        return []
-    scores = item.feats @ w + weights.get("bias", 0.0)
-    order = np.argsort(-scores, kind="stable")
-    return [(float(scores[i]), item.refs[i][0], item.refs[i][1]) for i in order]
-
-
-def features(index, item: Item, scored: list) -> tuple[np.ndarray, str]:
-    x = ab.question_features(index, item.hits, scored, item.qv, item.question, item.lang)
-    doc_lang = index.documents[scored[0][2].passage.doc_id].lang if scored else item.lang
-    return x, ab.language_pair(item.lang, doc_lang)
-
 
 def thresholds(model: ab.Model, X: np.ndarray, y: np.ndarray, pairs: list[str], max_wrong: float,
                min_each: int = 30) -> dict[str, float]:
@@ -173,9 +80,9 @@ def fit_model(X: np.ndarray, y: np.ndarray, pairs: list[str], max_wrong: float) 
 
 
 def sentence_weights(train: list[Item]) -> dict:
-    cands = [br.Candidates(br.Q(i.set, i.question, i.answers, "", not i.answerable), i.feats, i.labels, i.refs)
+    cands = [Candidates(Q(i.set, i.question, i.answers, "", not i.answerable), i.feats, i.labels, i.refs)
              for i in train if i.in_corpus and i.set != "xquad_en"]
-    return br.fit_weights(cands)
+    return fit_weights(cands)
 
 
 def evaluate_fold(index, train: list[Item], test: list[Item], max_wrong: float, margin: float,
@@ -264,50 +171,8 @@ def near_report(rows: list[dict]) -> None:
               f"{np.mean([x['abstain'] for x in ans]):.3f} | {auc(v, y):.3f} |")
 
 
-def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Probability that a positive scores above a negative (ties count half)."""
-    pos, neg = scores[positive], scores[~positive]
-    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg)))
-
-
-def pool_parser(doc: str) -> argparse.ArgumentParser:
-    """The arguments of the pool (shared with eval/bench_reader.py)."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "rag" / "bench")
-    ap.add_argument("--distractors", type=int, default=1000)
-    ap.add_argument("--model", default="embeddinggemma-300m")
-    ap.add_argument("--margin", type=float, default=3.0)
-    ap.add_argument("--write-calibration", action="store_true")
-    ap.add_argument("--near", action="store_true",
-                    help="also ask each answerable question with only its own paragraph removed (near-misses: "
-                         "the rest of its article stays) and train on those too")
-    return ap
-
-
-def pool_index(args) -> tuple[Index, object, Settings]:
-    """bench_retrieval's pooled index (built or reused from --work), the embedder and the settings."""
-    docs, _ = br.load_sets(args.data)
-    settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
-    embedder = load_embedder(settings)
-    build_index(settings, embedder, documents=docs + br.news_distractors(args.data, args.distractors))
-    return Index.load(settings.index_dir, settings, embedder), embedder, settings
-
-
-def load_pool(args) -> tuple[Index, object, list[Item]]:
-    """The pooled index (pool_index), the embedder, and every question variant."""
-    index, embedder, settings = pool_index(args)
-    return index, embedder, make_items(index, embedder, args.work, args.data, settings, getattr(args, "near", False))
-
-
-def training_set(index, items: list[Item], weights: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Answerability features, labels (answerable) and language pairs of question variants."""
-    rows = [features(index, it, scored_list(it, weights)) for it in items]
-    return np.array([x for x, _ in rows]), np.array([float(it.answerable) for it in items]), [p for _, p in rows]
-
-
 def main() -> int:
-    ap = pool_parser(__doc__)
+    ap = pool_parser(__doc__, fit=True)
     ap.add_argument("--max-wrong", type=float, default=0.05, help="cap on wrong abstentions when choosing thresholds")
     args = ap.parse_args()
     t0 = time.time()
@@ -341,8 +206,8 @@ def main() -> int:
 def write_calibration(index, items: list[Item], max_wrong: float, model_id: str) -> None:
     """Fit the shipped model on every question variant (the scorer's shipped weights) and store it."""
     model = fit_model(*training_set(index, items, index.sentence_weights), max_wrong)
-    br.write_tuning(model_id, {"answerability": model.to_dict() | {
-        "source": "eval/bench_answerability.py: fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc and xquad.en "
+    write_tuning(model_id, {"answerability": model.to_dict() | {
+        "source": "eval/fit_answerability.py: fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc and xquad.en "
                   f"questions over the pooled index, in corpus and out of corpus ({len(items)} question variants); "
                   f"thresholds per language pair at most {max_wrong:.0%} wrong abstentions",
         "calibrated_at": time.strftime("%Y-%m-%d")}})
