@@ -60,8 +60,9 @@ def main() -> int:
     from rag import runtime
     from rag.chunking import chunk
     from rag.config import Settings
-    from rag.embedding import make_embedder, native_bf16
+    from rag.embedding import native_bf16
     from rag.evaluation.bench import SETS, load_sets, news_distractors, table
+    from rag.models import make_embedder
     from rag.text import sentences as split
 
     runtime.configure()

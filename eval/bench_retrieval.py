@@ -28,7 +28,6 @@ import numpy as np
 
 from rag.config import Settings
 from rag.corpus import Document
-from rag.embedding import load_embedder
 from rag.engine import Engine
 from rag.evaluation.bench import (
     SETS,
@@ -41,6 +40,7 @@ from rag.evaluation.bench import (
     table,
 )
 from rag.index import Index, build_index
+from rag.models import load_embedder
 from rag.progress import TerminalProgress
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -102,7 +102,7 @@ def rss_mb() -> dict:
 
 def child_load(index_dir: str) -> None:
     """In a fresh process: the real model, then the index; prints times and RSS as JSON."""
-    from rag.embedding import load_embedder
+    from rag.models import load_embedder
 
     runtime.configure()
     t = time.perf_counter()

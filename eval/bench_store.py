@@ -160,7 +160,7 @@ def main() -> int:
     try:
         if not args.skip_seed:
             from rag.corpus import load_project_corpus
-            from rag.embedding import load_embedder
+            from rag.models import load_embedder
 
             seed_settings = Settings(project_root=ROOT)
             src = Index.load(args.seed_index, seed_settings, verify=False)

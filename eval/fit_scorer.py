@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 from rag.config import Settings
-from rag.embedding import load_embedder
 from rag.evaluation.bench import (
     load_sets,
     news_distractors,
@@ -30,6 +29,7 @@ from rag.evaluation.bench import (
     write_tuning,
 )
 from rag.index import Index, build_index
+from rag.models import load_embedder
 from rag.progress import TerminalProgress
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from rag.corpus import Document, doc_id
+from rag.document import Document, doc_id
 from rag.text import normalize
 
 MIN_DOCS = 3

@@ -182,7 +182,7 @@ def cmd_model(args) -> int:
     print(f"model {settings.model} ready at {path}" + (" (weights re-hashed: sha256 matches)" if args.verify else ""))
     if not settings.model.startswith("hash-"):
         from rag import verifier
-        from rag.embedding import prepare_openvino
+        from rag.models import prepare_openvino
 
         with TerminalProgress() as progress:  # the OpenVINO exports, once (a failed one is tried again here)
             print(prepare_openvino(settings, path, on_progress=progress))

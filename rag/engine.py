@@ -16,8 +16,9 @@ from rag import runtime
 from rag.answer import Answer, answer
 from rag.config import Settings
 from rag.corpus import CorpusLoad, load_project_corpus
-from rag.embedding import Embedder, load_embedder
+from rag.embedding import Embedder
 from rag.index import BuildReport, Index, IndexProblem, build_index
+from rag.models import load_embedder
 from rag.progress import OnProgress
 from rag.small_talk import small_talk_vectors
 

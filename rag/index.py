@@ -51,6 +51,7 @@ from rag.chunking import Passage, chunk
 from rag.config import Settings
 from rag.corpus import SUFFIXES, Document, Skipped, load_project_corpus
 from rag.embedding import MIN_AGREEMENT, TORCH_AGREEMENT, Embedder
+from rag.errors import IndexProblem  # noqa: F401 — raised here, imported from here by callers
 from rag.lexical import Lexical, Postings
 from rag.models import sha256_file
 from rag.progress import OnProgress
@@ -68,10 +69,6 @@ SEGMENT_FILES = ("documents.jsonl", "doc_keys.json", "passages.jsonl", "sentence
                  "sentence_vectors.npy", "dense.faiss", "lexical.npz", "vocab.json")
 LOCK_FILE = ".build.lock"
 log = logging.getLogger(__name__)
-
-
-class IndexProblem(RuntimeError):
-    """The index is missing, damaged or does not fit the settings; the message says what to do."""
 
 
 @dataclass(frozen=True)

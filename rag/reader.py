@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.answer import FEATURES as SENTENCE_FEATURES
+from rag.scorer import FEATURES as SENTENCE_FEATURES
 
 FEATURES = ("maxsim_question", "maxsim_sentence")  # question tokens found in the sentence; sentence tokens in the question
 ALL_FEATURES = SENTENCE_FEATURES + FEATURES

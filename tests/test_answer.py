@@ -181,7 +181,7 @@ def test_a_question_that_names_its_sources_language_keeps_to_those_documents(tin
 def test_a_sentence_of_under_three_content_words_is_never_an_answer(tiny_project, monkeypatch):
     """Site furniture left in an article ("نظر شما", "ارسال نظر") is a sentence of its own:
     a question close to it (here, its own words) must not be answered with it."""
-    import rag.answer as answer_mod
+    import rag.scorer as scorer_mod
     from rag.embedding import HashEmbedder
     from rag.engine import Engine
 
@@ -193,6 +193,6 @@ def test_a_sentence_of_under_three_content_words_is_never_an_answer(tiny_project
     settings = tiny_project.replace(abstain_threshold=-100.0, answerability="off", reader="off")
     ans = engine.ask("ارسال نظر شما", settings=settings)
     assert ans.sentences and not any(s.strip() in ("نظر شما", "ارسال نظر") for s in ans.sentences), ans.sentences
-    monkeypatch.setattr(answer_mod, "MIN_ANSWER_WORDS", 0)  # the rule is what keeps them out
+    monkeypatch.setattr(scorer_mod, "MIN_ANSWER_WORDS", 0)  # the rule is what keeps them out
     ans = engine.ask("ارسال نظر شما", settings=settings)
     assert ans.sentences[0].strip() in ("نظر شما", "ارسال نظر"), ans.sentences

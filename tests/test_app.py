@@ -491,7 +491,7 @@ class GatedEmbedder(HashEmbedder):
 def gated_app(app_env, tiny_engine, monkeypatch) -> tuple[AppTest, Path, GatedEmbedder]:
     """The app over the tiny index, its engine embedding with a GatedEmbedder."""
     embedder = GatedEmbedder(256)
-    monkeypatch.setattr("rag.embedding.load_embedder", lambda settings, on_progress=None: embedder)
+    monkeypatch.setattr("rag.models.load_embedder", lambda settings, on_progress=None: embedder)
     root = tiny_engine.settings.project_root
     app_env(root, model="hash-256", abstain_threshold="0.05")
     return start(), root, embedder

@@ -149,7 +149,7 @@ def test_bfloat16_embeddings_match_float32():
     # bfloat16 is what `dtype=auto` picks on CPUs that compute it natively; vectors of
     # either kind must be interchangeable in one index
     from rag.config import Settings
-    from rag.embedding import load_embedder
+    from rag.models import load_embedder
 
     texts = ["پوتین و ترامپ تلفنی گفت‌وگو کردند.", "التقى وزير الخارجية بنظيره الإيراني في فيينا."]
     f32 = load_embedder(Settings(dtype="float32"))

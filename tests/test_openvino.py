@@ -14,10 +14,10 @@ from rag.embedding import (
     TORCH_AGREEMENT,
     HashEmbedder,
     amx_bf16,
-    make_embedder,
     native_bf16,
 )
 from rag.index import IndexProblem, _check_compatible, built_backend
+from rag.models import make_embedder
 from rag.text import sentences
 
 pytestmark = pytest.mark.filterwarnings("ignore")

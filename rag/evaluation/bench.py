@@ -29,12 +29,12 @@ from rag import reader as rd
 from rag.answer import DEFAULT_WEIGHTS, FEATURES, retrieve_for_answer, select, sentence_features
 from rag.config import Settings
 from rag.corpus import Document, make_document
-from rag.embedding import load_embedder
 from rag.evaluation.distractors import load_distractors
 from rag.evaluation.gold import load_squad
 from rag.fitting import pairwise_weights
 from rag.index import Index, build_index
 from rag.metrics import best_threshold, containment
+from rag.models import load_embedder
 from rag.retrieval import retrieve
 from rag.text import sentences
 

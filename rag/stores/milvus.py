@@ -32,7 +32,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from rag.index import IndexProblem
+from rag.errors import IndexProblem
 from rag.stores.base import StoreSpec
 from rag.text import tokens
 
