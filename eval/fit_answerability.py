@@ -205,7 +205,7 @@ def main() -> int:
 
 def write_calibration(index, items: list[Item], max_wrong: float, model_id: str) -> None:
     """Fit the shipped model on every question variant (the scorer's shipped weights) and store it."""
-    model = fit_model(*training_set(index, items, index.sentence_weights), max_wrong)
+    model = fit_model(*training_set(index, items, index.tuning.get("sentence_weights")), max_wrong)
     write_tuning(model_id, {"answerability": model.to_dict() | {
         "source": "eval/fit_answerability.py: fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc and xquad.en "
                   f"questions over the pooled index, in corpus and out of corpus ({len(items)} question variants); "

@@ -61,7 +61,7 @@ def main() -> int:
     _, weights, cal = scorer_tables(index, qs, qvecs, settings, args.margin, args.max_wrong)
     if args.write_calibration:
         write_tuning(args.model, cal | {
-            "sentence_weights": weights, "sentence_margin": args.margin,
+            "sentence_weights": weights,
             "source": "eval/fit_scorer.py: weights fitted on xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc; "
                       "threshold maximises abstention F1 on persianqa (930 questions, 279 unanswerable)"})
     return 0

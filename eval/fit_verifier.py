@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from rag import answerability as ab
+from rag import tuning
 from rag.config import Settings
 from rag.evaluation import bench
 from rag.evaluation.bench import PAIRS, answer_sentences, persian_half
@@ -98,7 +100,8 @@ def gold_paragraphs(data: Path, verifier: Verifier, keep: set[int] | None = None
 
 
 def pipeline_rows(index, items, verifier: Verifier) -> list[dict]:
-    weights, model = index.sentence_weights, index.answerability
+    weights = index.tuning.get("sentence_weights")
+    model = index.tuning.part("answerability", ab.Model.from_dict)
     rows = []
     for it in tqdm(items, desc="question variants", file=sys.stderr):
         scored = bench.scored_list(it, weights)
@@ -209,16 +212,14 @@ def main() -> int:
     rows = pipeline_rows(index, [it for it in items if it.set in HELD_OUT
                                  and (held is None or it.set != "persianqa" or it.article in held)], verifier)
     if args.margins:
-        from rag.index import default_calibration
-
-        spec = default_calibration(args.model)["verifier"]
+        spec = tuning.shipped(args.model)["verifier"]
         margins(rows, float(spec["weight"]), float(spec["threshold"]))
         print(f"\n{time.time() - t0:.0f} s")
         return 0
     spec = fit(rows, args.max_wrong)
     print(f"\n{time.time() - t0:.0f} s")
     if args.write_calibration:
-        bench.write_tuning(args.model, {"verifier": spec | {
+        bench.write_tuning(args.model, {"verifier": spec | {"weights_sha256": tuning.file_sha256(tuning.VERIFIER_WEIGHTS),
             "source": "eval/fit_verifier.py: weight and threshold fitted on persianqa"
                       + (" (its odd articles)" if held is not None else "") + " and parsinlu_rc over the "
                       f"pooled index ({len(rows)} question variants; at most {args.max_wrong:.0%} wrong "

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from rag.answerability import language_pair, question_features
+from rag.answerability import Model, language_pair, question_features
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import Index
+from rag.reader import Reader, read
 from rag.retrieval import Hit, retrieve
 from rag.scorer import (  # noqa: F401 — the scorer's names, as callers have used them
     DENSE_SCAN,
@@ -30,6 +31,7 @@ from rag.scorer import (  # noqa: F401 — the scorer's names, as callers have u
 )
 from rag.small_talk import SMALL_TALK_REPLY, asks_nothing
 from rag.text import detect_lang, named_source_languages, names_other_sources, tokens
+from rag.tuning import Tuning
 from rag.verifier import load_verifier
 
 MAX_QUESTION_CHARS = 2000
@@ -139,14 +141,15 @@ def active_reader(index: Index, settings: Settings, embedder: Embedder | None = 
     """The reader (rag.reader.Reader) to use for this question, or None. auto: where its extra
     pass is cheap, i.e. the embedder runs through OpenVINO (~0.14 s a question in float32) or
     the CPU computes bfloat16 natively; torch in float32 costs ~0.4 s (docs/results.md, "The reader")."""
-    if settings.reader == "off" or index.reader is None:
+    reader = index.tuning.part("reader", Reader.from_dict)
+    if settings.reader == "off" or reader is None:
         return None
     if settings.reader == "auto":
         from rag.embedding import native_bf16
 
         cheap = native_bf16() or (embedder is not None and embedder.backend.startswith("openvino"))
-        return index.reader if cheap else None
-    return index.reader
+        return reader if cheap else None
+    return reader
 
 
 def verifier_top_k(index: Index) -> int:
@@ -301,7 +304,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
            mode: str | None = None, k: int | None = None, *, embedded: tuple | None = None,
            prefer: Collection[str] = (), only_preferred: bool = False,
            search: tuple[str, np.ndarray] | None = None, judge_as: tuple[str, np.ndarray] | None = None,
-           lean: tuple[np.ndarray, float] | None = None) -> Answer:
+           lean: tuple[np.ndarray, float] | None = None, tuning: Tuning | None = None) -> Answer:
     """Answer from the index's sentences, with citations, or abstain.
 
     `embedded`: the question's (vector, token states) from `embed_questions`, when already
@@ -314,8 +317,11 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     `lean`: (vector, weight): once the candidates are read, each one's score gets weight × its
     cosine with the vector (a follow-up read in context leans on the previous turn's search:
     "in which country?" after a question on Kerry's request is answered by the sentence that
-    states the request, not by the first sentence that names a place; see lean_on)."""
+    states the request, not by the first sentence that names a place; see lean_on);
+    `tuning`: fitted values to answer with instead of the index's (rag.tuning)."""
     t0 = time.perf_counter()
+    if tuning is not None:
+        index = index.with_tuning(tuning)
     question = check_question(question)
     mode = mode or settings.mode
     lang = detect_lang(question)
@@ -356,8 +362,6 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     t_verify = t_read - t_verify
     if not abstained and not (reads and verifier is not None) and reader is not None:
         # the reader orders the candidates where the verifier does not (it replaces the reader)
-        from rag.reader import read
-
         scored = read(reader, embedder, index, scored, rows, q_tokens)
     t_read = time.perf_counter() - t_read
     ordered = () if abstained else tuple((s, j) for s, j, _ in scored)
@@ -427,11 +431,11 @@ def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple
     if not scored:
         return float("-inf"), index.abstain_threshold(settings), ""
     pair = language_pair(lang, index.documents[scored[0][2].passage.doc_id].lang)
-    model = index.answerability if settings.answerability == "on" else None
+    model = index.tuning.part("answerability", Model.from_dict) if settings.answerability == "on" else None
     if model is None:
         return scored[0][0], index.abstain_threshold(settings), pair
     d = model.decide(question_features(index, hits, scored, q_vec, question, lang), pair)
-    for threshold in (settings.abstain_threshold, index.calibration.get("answerability_threshold"), d.threshold):
+    for threshold in (settings.abstain_threshold, index.tuning.answerability_threshold, d.threshold):
         if threshold is not None:  # the setting, else `rag eval --calibrate` on this index, else the pair's
             return d.score, threshold, pair
 
@@ -452,14 +456,14 @@ def abstention_rule(index: Index, settings: Settings) -> str:
 
 
 def _first_rule(index: Index, settings: Settings) -> str:
-    model = index.answerability if settings.answerability == "on" else None
+    model = index.tuning.part("answerability", Model.from_dict) if settings.answerability == "on" else None
     if model is None:
         t = index.abstain_threshold(settings)
         return "never (no threshold)" if t is None else f"best sentence score below {t:.4f}"
     if settings.abstain_threshold is not None:
         return f"answerability log-odds below {settings.abstain_threshold:.4f} (set explicitly)"
-    if index.calibration.get("answerability_threshold") is not None:
-        return (f"answerability log-odds below {index.calibration['answerability_threshold']:.4f} "
+    if index.tuning.answerability_threshold is not None:
+        return (f"answerability log-odds below {index.tuning.answerability_threshold:.4f} "
                 "(calibrated on this index by rag eval --calibrate)")
     pairs = ", ".join(f"{p} {t:.2f}" for p, t in sorted(model.thresholds.items()))
     return f"answerability log-odds below the threshold of the language pair ({pairs})"

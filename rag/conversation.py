@@ -56,6 +56,7 @@ from rag.embedding import Embedder
 from rag.fitting import fit_standardised, standardised_from_dict, standardised_to_dict
 from rag.index import Index
 from rag.small_talk import asks_nothing
+from rag.tuning import Tuning
 from rag.verifier import load_verifier
 
 READINGS = ("alone", "in-context")
@@ -128,12 +129,15 @@ def context_query(question: str, previous: Context) -> str:
 
 
 def reply(index: Index, embedder: Embedder, question: str, previous: Context | None, settings: Settings,
-          mode: str | None = None, k: int | None = None, model: FollowUpModel | None | str = "shipped") -> Reply:
+          mode: str | None = None, k: int | None = None, model: FollowUpModel | None | str = "shipped",
+          tuning: Tuning | None = None) -> Reply:
     """Answer one turn of a conversation; `previous` is the last turn's `Reply.context()`.
 
     `model`: the follow-up model; "shipped" = the index's (rag/calibration.json), None =
-    the rule without a model."""
+    the rule without a model; `tuning`: fitted values to answer with instead of the index's."""
     question = check_question(question)
+    if tuning is not None:
+        index = index.with_tuning(tuning)
     if previous is None:
         own = embed_questions(index, embedder, [question], settings)[0]
         return Reply(question, answer(index, embedder, question, settings, mode, k, embedded=own), READINGS[0],
@@ -155,7 +159,7 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
                         only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]),
                         lean=(before, lean_weight(index)))
     verified = context_verified(index, settings, question, in_context)
-    judgement = judge(index, embedder, own[0], alone, in_context, index.followup if model == "shipped" else model,
+    judgement = judge(index, embedder, own[0], alone, in_context, index.tuning.part("followup", FollowUpModel.from_dict) if model == "shipped" else model,
                       verified)
     if not previous.answer and not alone.abstained:
         # the previous turn abstained: it cited nothing and answered nothing, so there is no

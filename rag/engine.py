@@ -21,6 +21,7 @@ from rag.index import BuildReport, Index, IndexProblem, build_index
 from rag.models import load_embedder
 from rag.progress import OnProgress
 from rag.small_talk import small_talk_vectors
+from rag.tuning import Tuning
 
 
 @dataclass
@@ -77,8 +78,10 @@ class Engine:
         verifier.warm_up(self.settings)
         return self
 
-    def ask(self, question: str, mode: str | None = None, k: int | None = None, settings: Settings | None = None) -> Answer:
-        return answer(self.index, self.embedder, question, settings or self.settings, mode=mode, k=k)
+    def ask(self, question: str, mode: str | None = None, k: int | None = None, settings: Settings | None = None,
+            tuning: Tuning | None = None) -> Answer:
+        """Answer one question; `settings`, `tuning` (rag.tuning): other settings or fitted values for this call."""
+        return answer(self.index, self.embedder, question, settings or self.settings, mode=mode, k=k, tuning=tuning)
 
     def build(self, on_progress: OnProgress | None = None, wait: bool = True, corpus: CorpusLoad | None = None,
               rehash: bool = False) -> BuildReport:

@@ -8,7 +8,7 @@ Layout of `index/`:
     segments/<name>/               one immutable segment: documents.jsonl doc_keys.json passages.jsonl
                                    sentences.npz sentence_keys.json sentence_vectors.npy (float16)
                                    dense.faiss lexical.npz vocab.json
-    calibration.json               abstention threshold written by `rag eval --calibrate`
+    calibration.json               the threshold override `rag eval --calibrate` writes (rag.tuning)
 
 An index is a base segment plus delta segments: an update that adds or changes a few
 documents writes only a new segment with their passages (exact FAISS, raw BM25 counts)
@@ -27,6 +27,7 @@ text, and deleted documents simply drop out.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -39,7 +40,6 @@ import weakref
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import faiss
@@ -56,6 +56,7 @@ from rag.lexical import Lexical, Postings
 from rag.models import sha256_file
 from rag.progress import OnProgress
 from rag.text import NORMALIZATION_VERSION, normalize, sentences, tokens
+from rag.tuning import Tuning, shipped
 
 FORMAT = 3  # 3: segments (base + deltas), float16 vectors, raw BM25 counts; 2: one folder per build
 # an update appends a delta segment unless, after it, the deltas would hold more than this
@@ -94,13 +95,6 @@ def _key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
-@functools.lru_cache(maxsize=8)
-def default_calibration(model_id: str) -> dict | None:
-    """The tuning shipped for a model in rag/calibration.json (read once; do not modify)."""
-    data = json.loads(resources.files("rag").joinpath("calibration.json").read_text("utf-8"))
-    return data.get(model_id)
-
-
 @dataclass
 class Index:
     path: Path
@@ -116,7 +110,7 @@ class Index:
     lexical: Lexical  # the store is not FAISS (rag.stores); BM25 also gives the answerer its document frequencies
     df: dict[str, int]
     dup_of: np.ndarray  # index of the first passage with the same normalised text
-    calibration: dict = field(default_factory=dict)
+    override: dict = field(default_factory=dict)  # index/calibration.json: a threshold `rag eval --calibrate` chose
     _sent_ptr: np.ndarray | None = None
     _date_masks: dict = field(default_factory=dict)  # (since, until) -> passages in range (rag.retrieval.date_mask)
     _segments: list = field(default_factory=list, repr=False)
@@ -138,28 +132,25 @@ class Index:
         p = self.passages[int(self.sent_passage[j])]
         return self.documents[p.doc_id].text[int(self.sent_start[j]):int(self.sent_end[j])]
 
-    @property
-    def tuning(self) -> dict:
-        """Answer tuning for this model: abstention threshold, sentence weights and margin.
+    @functools.cached_property
+    def tuning(self) -> Tuning:
+        """The values fitted for this index's model (rag/calibration.json, for its weights),
+        under this index's threshold override, if it has one (rag.tuning)."""
+        model = self.manifest["model"]
+        return shipped(model["id"], model.get("sha256", "")).with_override(self.override)
 
-        From `rag eval --calibrate` on this index (index/calibration.json), else the
-        defaults fitted on the dev sets and shipped with this version in
-        rag/calibration.json (they go with this version's scorer), else the copy the
-        manifest took when the index was built.
-        """
-        if self.calibration:
-            return self.calibration
-        return default_calibration(self.manifest["model"]["id"]) or self.manifest.get("tuning") or {}
+    def with_tuning(self, tuning: Tuning) -> Index:
+        """This index answering with other fitted values (a measurement without one part, a
+        test): the data is shared, nothing is copied or changed."""
+        other = dataclasses.replace(self)
+        other.__dict__["tuning"] = tuning
+        return other
 
     def abstain_threshold(self, settings: Settings | None = None) -> float | None:
         """The abstention threshold in force: the setting when it is set, else this index's tuning."""
         if settings is not None and settings.abstain_threshold is not None:
             return settings.abstain_threshold
-        return self.tuning.get("threshold")
-
-    @property
-    def sentence_weights(self) -> dict | None:
-        return self.tuning.get("sentence_weights")
+        return self.tuning.threshold
 
     @functools.cached_property
     def documents_by_lang(self) -> dict[str, frozenset[str]]:
@@ -168,30 +159,6 @@ class Index:
         for d in self.documents.values():
             by.setdefault(d.lang, set()).add(d.id)
         return {lang: frozenset(ids) for lang, ids in by.items()}
-
-    @functools.cached_property
-    def answerability(self):
-        """The answerability model shipped for this model (rag.answerability.Model), or None."""
-        from rag.answerability import Model
-
-        spec = self.tuning.get("answerability")
-        return Model.from_dict(spec) if spec else None
-
-    @functools.cached_property
-    def followup(self):
-        """The follow-up model shipped for this model (rag.conversation.FollowUpModel), or None."""
-        from rag.conversation import FollowUpModel
-
-        spec = self.tuning.get("followup")
-        return FollowUpModel.from_dict(spec) if spec else None
-
-    @functools.cached_property
-    def reader(self):
-        """The reader's weights shipped for this model (rag.reader.Reader), or None."""
-        from rag.reader import Reader
-
-        spec = self.tuning.get("reader")
-        return Reader.from_dict(spec) if spec else None
 
     def is_current(self, settings: Settings, documents: list[Document]) -> bool:
         """Whether this index was built from exactly these documents with these settings
@@ -262,11 +229,11 @@ class Index:
         dense = dense_mod.DenseSearch([seg.faiss for seg in segs], s_lives, sentence_vectors,
                                       probe=settings.faiss_probe if settings is not None else 0) \
             if spec.kind == "faiss" else None
-        calibration = {}
+        override = {}
         cal_file = index_dir / "calibration.json"
         if cal_file.exists():
             try:
-                calibration = json.loads(cal_file.read_text("utf-8")).get(manifest["model"]["id"], {})
+                override = json.loads(cal_file.read_text("utf-8")).get(manifest["model"]["id"], {})
             except ValueError:
                 log.warning("ignoring unreadable %s", cal_file)
         index = cls(
@@ -274,25 +241,23 @@ class Index:
             sent_passage=np.concatenate(sent_passage), sent_start=np.concatenate(sent_start),
             sent_end=np.concatenate(sent_end), sent_keys=sent_keys, sentence_vectors=sentence_vectors,
             dense=dense, lexical=lexical, df={"_n": lexical.n, **lexical.df},
-            dup_of=first[inverse.ravel()].astype(np.int64), calibration=calibration,
+            dup_of=first[inverse.ravel()].astype(np.int64), override=override,
         )
         index._segments = segs  # keeps them in the segment cache while this index lives
         index.store = stores.open_store(spec, index)
         return index
 
-    def save_calibration(self, values: dict) -> None:
-        """Store answer tuning (e.g. the abstention threshold) for this index's model; survives rebuilds.
-
-        Keys not given keep the tuning in effect (e.g. the sentence weights the new
-        threshold was measured with)."""
-        values = {**self.tuning, **values}
+    def save_override(self, values: dict) -> None:
+        """Store this index's threshold override for its model (rag.tuning.OVERRIDES, with where it
+        came from); it survives rebuilds and replaces the override stored before."""
         cal_file = self.path.parent.parent / "calibration.json"
         data = json.loads(cal_file.read_text("utf-8")) if cal_file.exists() else {}
         data[self.manifest["model"]["id"]] = values
         tmp = cal_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), "utf-8")
         os.replace(tmp, cal_file)
-        self.calibration = values
+        self.override = values
+        self.__dict__.pop("tuning", None)
 
 
 def built_backend(model: dict) -> tuple[str, bool]:
@@ -852,7 +817,6 @@ def _write_manifest(tmp: Path, settings: Settings, embedder: Embedder, documents
         "chars_per_sentence": chars / max(1, n_sentences),
         "fingerprint": fp,
         "build_settings": _build_settings(settings),
-        "tuning": default_calibration(embedder.model_id) or {},
         "segments": segments,
         "deleted": {k: v for k, v in deleted.items() if v},
     }

@@ -125,7 +125,7 @@ def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, question: 
     """
     feats, refs = sentence_features(index, hits, q_vec, question, settings.answer_passages)
     rows = {j: f for (j, _), f in zip(refs, feats, strict=True)}
-    return rank(feats, refs, weights or index.sentence_weights or DEFAULT_WEIGHTS), rows
+    return rank(feats, refs, weights or index.tuning.get("sentence_weights") or DEFAULT_WEIGHTS), rows
 
 
 def rank(feats: np.ndarray, refs: list[tuple[int, Hit]], weights: dict) -> list[tuple[float, int, Hit]]:

@@ -60,23 +60,19 @@ def test_a_model_fitted_on_other_features_is_a_clear_error():
 
 
 def _with_model(engine, thresholds):
-    """The tiny index with an answerability model whose log-odds follow the best cosine."""
+    """The tiny index's tuning with an answerability model whose log-odds follow the best cosine."""
     coef = np.zeros(len(ab.FEATURES), np.float32)
     coef[ab.FEATURES.index("best_cos")] = 10.0
     model = ab.Model(np.zeros(len(ab.FEATURES), np.float32), np.ones(len(ab.FEATURES), np.float32), coef, 0.0, thresholds)
-    engine.index.calibration = dict(engine.index.tuning) | {"answerability": model.to_dict()}
-    engine.index.__dict__.pop("answerability", None)  # drop the cached model
-    return model
+    return engine.index.tuning.replace(answerability=model.to_dict())
 
 
 def test_the_answerer_abstains_by_the_pair_threshold(tiny_engine):
     question = "تماس تلفنی پوتین و ترامپ"
     s = dataclasses.replace(tiny_engine.settings, abstain_threshold=None)  # the tiny fixture sets one
-    _with_model(tiny_engine, {"*": 100.0})
-    ans = tiny_engine.ask(question, settings=s)
+    ans = tiny_engine.ask(question, settings=s, tuning=_with_model(tiny_engine, {"*": 100.0}))
     assert ans.abstained and ans.threshold == 100.0 and ans.pair == "fa>fa" and ans.to_dict()["pair"] == "fa>fa"
-    _with_model(tiny_engine, {"*": 100.0, "fa>fa": -100.0})
-    ans = tiny_engine.ask(question, settings=s)
+    ans = tiny_engine.ask(question, settings=s, tuning=_with_model(tiny_engine, {"*": 100.0, "fa>fa": -100.0}))
     assert not ans.abstained and ans.threshold == -100.0 and ans.citations
     feats, _ = _features(tiny_engine, question)  # the evidence is the model's log-odds: 10 × best cosine
     assert ans.evidence == pytest.approx(10 * feats[ab.FEATURES.index("best_cos")], abs=1e-3)
@@ -84,22 +80,22 @@ def test_the_answerer_abstains_by_the_pair_threshold(tiny_engine):
 
 def test_answerability_off_and_explicit_threshold_override(tiny_engine):
     question = "تماس تلفنی پوتین و ترامپ"
-    _with_model(tiny_engine, {"*": 100.0})
-    s = dataclasses.replace(tiny_engine.settings, abstain_threshold=None)
-    assert tiny_engine.ask(question, settings=s).abstained
-    off = tiny_engine.ask(question, settings=s.replace(answerability="off"))  # the scorer's threshold: none here
-    assert not off.abstained and off.evidence == pytest.approx(score_sentences(
-        tiny_engine.index, off.hits, tiny_engine.embedder.embed_queries([question])[0], question, s)[0][0][0], abs=1e-6)
-    explicit = tiny_engine.ask(question, settings=s.replace(abstain_threshold=-50.0))
-    assert not explicit.abstained and explicit.threshold == -50.0
-    tiny_engine.index.calibration["answerability_threshold"] = -60.0  # `rag eval --calibrate` on this index
-    assert tiny_engine.ask(question, settings=s).threshold == -60.0
     from rag.answer import abstention_rule
 
-    assert "-60.0000 (calibrated on this index" in abstention_rule(tiny_engine.index, s)
-    del tiny_engine.index.calibration["answerability_threshold"]
-    assert abstention_rule(tiny_engine.index, s).endswith("threshold of the language pair (* 100.00)")
-    assert "set explicitly" in abstention_rule(tiny_engine.index, s.replace(abstain_threshold=-50.0))
+    t = _with_model(tiny_engine, {"*": 100.0})
+    s = dataclasses.replace(tiny_engine.settings, abstain_threshold=None)
+    assert tiny_engine.ask(question, settings=s, tuning=t).abstained
+    off = tiny_engine.ask(question, settings=s.replace(answerability="off"), tuning=t)  # the scorer's threshold: none
+    assert not off.abstained and off.evidence == pytest.approx(score_sentences(
+        tiny_engine.index, off.hits, tiny_engine.embedder.embed_queries([question])[0], question, s)[0][0][0], abs=1e-6)
+    explicit = tiny_engine.ask(question, settings=s.replace(abstain_threshold=-50.0), tuning=t)
+    assert not explicit.abstained and explicit.threshold == -50.0
+    calibrated = t.with_override({"answerability_threshold": -60.0})  # `rag eval --calibrate` on this index
+    assert tiny_engine.ask(question, settings=s, tuning=calibrated).threshold == -60.0
+    assert "-60.0000 (calibrated on this index" in abstention_rule(tiny_engine.index.with_tuning(calibrated), s)
+    assert abstention_rule(tiny_engine.index.with_tuning(t), s).endswith("threshold of the language pair (* 100.00)")
+    assert "set explicitly" in abstention_rule(tiny_engine.index.with_tuning(t), s.replace(abstain_threshold=-50.0))
+    assert tiny_engine.index.tuning.get("answerability") is None  # the engine's own index was never changed
 
 
 def test_the_rarest_words_do_not_depend_on_the_process():

@@ -158,10 +158,13 @@ def test_after_an_unanswered_turn_a_question_answered_alone_is_a_new_question(ti
 
 
 def _as_built_with(index, model_id: str):
-    """A copy of `index` whose manifest names another model and that has no calibration of its
-    own: its tuning is what this version ships for that model."""
-    return dataclasses.replace(index, manifest=index.manifest | {"model": index.manifest["model"] | {"id": model_id}},
-                               calibration={})
+    """A copy of `index` whose manifest names another model (and the weights its values were
+    fitted for) and that has no override of its own: its tuning is what this version ships
+    for that model."""
+    from rag.tuning import shipped
+
+    model = index.manifest["model"] | {"id": model_id, "sha256": shipped(model_id)["weights_sha256"]}
+    return dataclasses.replace(index, manifest=index.manifest | {"model": model}, override={})
 
 
 def test_small_talk_needs_a_threshold_fitted_for_the_model(tiny_engine):

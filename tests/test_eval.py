@@ -379,18 +379,6 @@ def test_eval_scripts_are_sorted_and_documented():
         assert f"`{name}`" in readme, f"eval/README.md does not describe {name}"
 
 
-def test_bench_tuning_is_merged_not_replaced(bench, tmp_path, monkeypatch):
-    """Three scripts fit parts of a model's tuning: writing one keeps the others."""
-    (tmp_path / "rag").mkdir()
-    f = tmp_path / "rag" / "calibration.json"
-    f.write_text(json.dumps({"m": {"threshold": 1.0, "reader": {"top_k": 4}}, "other": {"threshold": 2.0}}), "utf-8")
-    monkeypatch.setattr(bench, "CALIBRATION", f)
-    bench.write_tuning("m", {"answerability": {"bias": 0.5}})
-    data = json.loads(f.read_text("utf-8"))
-    assert data["other"] == {"threshold": 2.0}
-    assert data["m"]["threshold"] == 1.0 and data["m"]["reader"] == {"top_k": 4} and data["m"]["answerability"] == {"bias": 0.5}
-
-
 def test_bench_pool_comes_from_the_evaluation_loaders(bench):
     data = shared_data()
     docs, qs = bench.load_sets(data, max_contexts=3)

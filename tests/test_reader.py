@@ -19,11 +19,9 @@ def test_maxsim_both_ways():
 
 
 def _reader(engine, top_k=4, **weights):
+    """The engine's tuning with a reader of these weights (the engine itself is left as it is)."""
     w = {f: 0.0 for f in rd.ALL_FEATURES} | weights
-    r = rd.Reader(w, top_k)
-    engine.index.calibration = dict(engine.index.tuning) | {"reader": r.to_dict()}
-    engine.index.__dict__.pop("reader", None)
-    return r
+    return engine.index.tuning.replace(reader=rd.Reader(w, top_k).to_dict())
 
 
 def test_the_reader_reorders_only_the_top_candidates(tiny_engine):
@@ -48,29 +46,31 @@ def test_the_answerer_uses_the_reader_when_on(tiny_engine):
     off = tiny_engine.ask(question, settings=s)
     assert off.timings_ms["read"] == 0.0
     # a reader that prefers the sentence sharing fewest question words turns the answer around
-    _reader(tiny_engine, top_k=2, maxsim_question=-10.0)
-    on = tiny_engine.ask(question, settings=s)
+    t = _reader(tiny_engine, top_k=2, maxsim_question=-10.0)
+    on = tiny_engine.ask(question, settings=s, tuning=t)
     assert on.timings_ms["read"] > 0
     assert on.sentences[0] != off.sentences[0]
-    assert tiny_engine.ask(question, settings=s.replace(reader="off")).sentences == off.sentences
+    assert tiny_engine.ask(question, settings=s.replace(reader="off"), tuning=t).sentences == off.sentences
 
 
 def test_auto_reads_where_bfloat16_is_native_or_the_embedder_is_openvino(tiny_engine, monkeypatch):
     import rag.embedding
 
-    r = _reader(tiny_engine)
+    t = _reader(tiny_engine)
+    r = rd.Reader.from_dict(t["reader"])
+    index = tiny_engine.index.with_tuning(t)
     auto = tiny_engine.settings  # reader="auto" by default
     torch_f32, openvino = HashEmbedder(256), HashEmbedder(256)
     torch_f32.backend, openvino.backend = "torch-float32", "openvino-int8"
     monkeypatch.setattr(rag.embedding, "native_bf16", lambda: True)
-    assert active_reader(tiny_engine.index, auto) == r
-    assert active_reader(tiny_engine.index, auto, torch_f32) == r
+    assert active_reader(index, auto) == r
+    assert active_reader(index, auto, torch_f32) == r
     monkeypatch.setattr(rag.embedding, "native_bf16", lambda: False)
-    assert active_reader(tiny_engine.index, auto) is None
-    assert active_reader(tiny_engine.index, auto, torch_f32) is None
-    assert active_reader(tiny_engine.index, auto, openvino) == r
-    assert active_reader(tiny_engine.index, auto.replace(reader="on")) == r
-    assert active_reader(tiny_engine.index, auto.replace(reader="off")) is None
+    assert active_reader(index, auto) is None
+    assert active_reader(index, auto, torch_f32) is None
+    assert active_reader(index, auto, openvino) == r
+    assert active_reader(index, auto.replace(reader="on")) == r
+    assert active_reader(index, auto.replace(reader="off")) is None
 
 
 def test_a_reader_that_does_not_fit_is_a_clear_error():

@@ -141,13 +141,8 @@ def test_in_a_pair_it_does_not_judge_it_vetoes_only_a_far_miss(seed_engine):
 
     assert f"{spec['veto_threshold']:+.2f}" in abstention_rule(seed_engine.index, auto)
     # without a veto threshold in the tuning, the same answer is left to the reader, as before
-    saved = seed_engine.index.calibration
-    seed_engine.index.calibration = seed_engine.index.tuning | {
-        "verifier": {k: v for k, v in spec.items() if k != "veto_threshold"}}
-    try:
-        assert not seed_engine.ask("كم يبلغ عدد سكان جنيف؟", settings=auto).abstained
-    finally:
-        seed_engine.index.calibration = saved
+    without = seed_engine.index.tuning.replace(verifier={k: v for k, v in spec.items() if k != "veto_threshold"})
+    assert not seed_engine.ask("كم يبلغ عدد سكان جنيف؟", settings=auto, tuning=without).abstained
 
 
 @pytest.mark.model

@@ -16,7 +16,6 @@ import hashlib
 import json
 import re
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,8 @@ from tqdm import tqdm
 
 from rag import answerability as ab
 from rag import reader as rd
-from rag.answer import DEFAULT_WEIGHTS, FEATURES, retrieve_for_answer, select, sentence_features
+from rag import tuning
+from rag.answer import retrieve_for_answer, select
 from rag.config import Settings
 from rag.corpus import Document, make_document
 from rag.evaluation.distractors import load_distractors
@@ -36,10 +36,10 @@ from rag.index import Index, build_index
 from rag.metrics import best_threshold, containment
 from rag.models import load_embedder
 from rag.retrieval import retrieve
+from rag.scorer import DEFAULT_WEIGHTS, FEATURES, sentence_features
 from rag.text import sentences
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the project (the data sets are beside it: ../shared/data)
-CALIBRATION = ROOT / "rag" / "calibration.json"  # where fitted values ship
 
 # ---------------------------------------------------------------- the pool (four dev sets + news)
 SETS = {
@@ -194,13 +194,14 @@ def fit_weights(cands: list[Candidates]) -> dict:
     return {"bias": 0.0} | {f: float(v) for f, v in zip(FEATURES, w, strict=True)}
 
 
-def write_tuning(model_id: str, values: dict, path: Path | None = None) -> Path:
-    """Store fitted values for a model in rag/calibration.json, dated, keeping the model's other
-    entries (the scorer, the answerability model, the reader, … are fitted by separate scripts)."""
-    path = path or CALIBRATION
-    data = json.loads(path.read_text("utf-8"))
-    data[model_id] = data.get(model_id, {}) | values | {"calibrated_at": time.strftime("%Y-%m-%d")}
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+def write_tuning(model_id: str, values: dict) -> Path:
+    """Store fitted values for a model in rag/calibration.json (rag.tuning.write, one key at a
+    time: each value has one writer, the script that fits it), for the model's weights on disk."""
+    from rag.models import model_path, weights_hash
+
+    sha = weights_hash(model_path(model_id, Settings().models_dir))
+    for key, value in values.items():
+        path = tuning.write(model_id, key, value, sha)
     print(f"wrote {', '.join(values)} for {model_id} to {path}", file=sys.stderr)
     return path
 

@@ -113,7 +113,8 @@ def cmd_eval(args) -> int:
     if args.calibrate:
         mode = engine.settings.mode
         cal = calibrate(evaluate(engine, items, (mode,), progress))
-        key = "answerability_threshold" if engine.index.answerability and engine.settings.answerability == "on" else "threshold"
+        key = ("answerability_threshold" if "answerability" in engine.index.tuning and engine.settings.answerability == "on"
+               else "threshold")
         stored = store_calibration(engine.index, cal, Path(info["path"]).name, mode, key)
         info["calibration"] = stored
         print(f"calibrated abstention threshold {cal.threshold:.4f} ({mode}): abstention F1 {cal.scores.f1:.3f}, "

@@ -198,5 +198,5 @@ def store_calibration(index: Index, cal: Calibration, source: str, mode: str, ke
     values[key] = values.pop("threshold")
     values |= {"n_answerable": s.fp + s.tn, "n_unanswerable": s.tp + s.fn, "mode": mode,
                               "source": source, "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    index.save_calibration(values)
+    index.save_override(values)
     return values
