@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.build import build_index
 from rag.config import Settings
 from rag.corpus import Document
 from rag.engine import Engine
@@ -39,7 +40,7 @@ from rag.evaluation.bench import (
     scorer_tables,
     table,
 )
-from rag.index import Index, build_index
+from rag.index import Index
 from rag.models import load_embedder
 from rag.progress import TerminalProgress
 

@@ -29,11 +29,12 @@ import numpy as np
 
 from rag import runtime
 from rag.answer import answer
+from rag.build import build_index
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.evaluation import load_gold
 from rag.evaluation.bench import load_sets, table
-from rag.index import Index, build_index
+from rag.index import Index
 from rag.retrieval import retrieve
 
 ROOT = Path(__file__).resolve().parent.parent

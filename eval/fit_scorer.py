@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rag.build import build_index
 from rag.config import Settings
 from rag.evaluation.bench import (
     load_sets,
@@ -28,7 +29,7 @@ from rag.evaluation.bench import (
     scorer_tables,
     write_tuning,
 )
-from rag.index import Index, build_index
+from rag.index import Index
 from rag.models import load_embedder
 from rag.progress import TerminalProgress
 

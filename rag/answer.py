@@ -367,18 +367,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     ordered = () if abstained else tuple((s, j) for s, j, _ in scored)
     if lean is not None and not abstained:
         scored = lean_on(index, scored, *lean)
-    citations: list[Citation] = []
-    parts: list[str] = []
-    if not abstained:
-        for n, (_, j, h) in enumerate(select(scored, index, settings, passed), start=1):
-            doc = index.documents[h.passage.doc_id]
-            s, e = int(index.sent_start[j]), int(index.sent_end[j])
-            page_at = getattr(doc, "page_at", None)
-            citations.append(Citation(n, doc.id, doc.source, doc.title, s, e, doc.text[s:e],
-                                      h.passage.id, h.passage.start, h.passage.end, doc.date,
-                                      page_at(s) if page_at else None))
-            parts.append(f"{doc.text[s:e]} [{n}]")
-    text = " ".join(parts) if parts else NO_ANSWER.get(lang, NO_ANSWER["en"])
+    citations = [] if abstained else cite(index, select(scored, index, settings, passed))
+    text = " ".join(f"{c.text} [{c.n}]" for c in citations) or NO_ANSWER.get(lang, NO_ANSWER["en"])
     t3 = time.perf_counter()
     timings = {"embed": round((t1 - t0) * 1000, 1), "retrieve": round((t2 - t1) * 1000, 1),
                "select": round((t3 - t2 - t_read - t_verify) * 1000, 1), "read": round(t_read * 1000, 1),
@@ -387,6 +377,18 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
                   lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair,
                   best, verified, candidates, ordered, source_langs)
+
+
+def cite(index: Index, chosen: list[tuple[float, int, Hit]]) -> list[Citation]:
+    """The chosen sentences as numbered citations: each one's exact span in its document."""
+    citations = []
+    for n, (_, j, h) in enumerate(chosen, start=1):
+        doc = index.documents[h.passage.doc_id]
+        s, e = int(index.sent_start[j]), int(index.sent_end[j])
+        page_at = getattr(doc, "page_at", None)
+        citations.append(Citation(n, doc.id, doc.source, doc.title, s, e, doc.text[s:e], h.passage.id,
+                                  h.passage.start, h.passage.end, doc.date, page_at(s) if page_at else None))
+    return citations
 
 
 def named_sources(index: Index, question: str, prefer: Collection[str],

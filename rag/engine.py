@@ -4,7 +4,7 @@ The CLI, the Streamlit app and the evaluation all go through `Engine`. Reads tak
 reference to the current Index; a rebuild swaps that reference in one assignment, so
 a question asked during re-indexing sees either the old or the new index, never a mix.
 Builds are serialised across threads and processes by the index folder's build lock
-(rag.index.build_lock).
+(rag.build.build_lock).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from rag import runtime
 from rag.answer import Answer, answer
+from rag.build import BuildReport, build_index
 from rag.config import Settings
 from rag.corpus import CorpusLoad, load_project_corpus
 from rag.embedding import Embedder
-from rag.index import BuildReport, Index, IndexProblem, build_index
+from rag.index import Index, IndexProblem
 from rag.models import load_embedder
 from rag.progress import OnProgress
 from rag.small_talk import small_talk_vectors

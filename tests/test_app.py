@@ -222,11 +222,11 @@ def _id(text: str) -> str:
 
 # ---------------------------------------------------------------- indexing progress
 def test_build_reports_every_stage_in_order(tiny_project, monkeypatch):
-    from rag import index as index_mod
+    from rag import build as build_mod
     from rag.engine import Engine
     from rag.progress import STAGES, fraction
 
-    monkeypatch.setattr(index_mod, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(build_mod, "CHECKPOINT_EVERY", 2)
     seen = []
     engine = Engine(tiny_project, HashEmbedder(256))
     engine.build(on_progress=lambda *a: seen.append(a))

@@ -9,11 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from rag import index as index_mod
+from rag import build as build_mod
+from rag.build import build_index
 from rag.config import Settings
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
-from rag.index import Index, IndexProblem, build_index
+from rag.index import Index, IndexProblem
 from tests.conftest import ROOT
 
 
@@ -23,13 +24,13 @@ def _many_docs(corpus, n, start=0):
             f"گزارش شماره {i}\n" + " ".join(f"واژه{(i * 7 + j) % 997}" for j in range(120)) + ".", "utf-8")
 
 
-# a build that kills itself (SIGKILL: no cleanup, no finally) when `rag.index.build_index` reports
+# a build that kills itself (SIGKILL: no cleanup, no finally) when `rag.build.build_index` reports
 # the chosen stage and count through its progress callback
 KILLED_AT = """
 import os, signal, sys
 from rag.config import Settings
 from rag.embedding import HashEmbedder
-from rag.index import build_index
+from rag.build import build_index
 
 root, stage, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
@@ -44,7 +45,7 @@ build_index(Settings(project_root=root, model="hash-256"), HashEmbedder(256), on
 
 
 @pytest.mark.parametrize("stage, at", [
-    ("embedding", index_mod.CHECKPOINT_EVERY),  # after its first slice, of two
+    ("embedding", build_mod.CHECKPOINT_EVERY),  # after its first slice, of two
     ("writing", 1),  # documents and passages written, not the vectors
     ("dense", 0),
     ("lexical", 1),
@@ -106,7 +107,7 @@ def test_checkpoint_lets_a_killed_build_resume(tiny_engine, monkeypatch):
             raise KeyboardInterrupt  # as if killed
         return real(self, texts)
 
-    monkeypatch.setattr(index_mod, "CHECKPOINT_EVERY", 64)
+    monkeypatch.setattr(build_mod, "CHECKPOINT_EVERY", 64)
     monkeypatch.setattr(HashEmbedder, "embed_documents", dies_after_two_slices)
     with pytest.raises(KeyboardInterrupt):
         build_index(s, HashEmbedder(256))
@@ -125,7 +126,7 @@ def test_unwritable_index_folder_is_a_clear_error_and_old_index_intact(tiny_engi
     def read_only(*args, **kwargs):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr("rag.index.os.replace", read_only)
+    monkeypatch.setattr("rag.build.os.replace", read_only)
     with pytest.raises(IndexProblem, match="Read-only file system.*previous index is unchanged"):
         build_index(s, HashEmbedder(256))
     monkeypatch.undo()

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
+from rag.build import build_index
 from rag.corpus import load_corpus, read_file
 from rag.formats.dates import date_line
 from rag.formats.html import extract, headline_date, page_date
-from rag.index import build_index
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data"

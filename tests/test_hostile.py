@@ -12,9 +12,10 @@ import pytest
 
 from rag import corpus as corpus_mod
 from rag.answer import QuestionError, check_question
+from rag.build import build_index
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
-from rag.index import SEGMENT_FILES, Index, IndexProblem, build_index
+from rag.index import SEGMENT_FILES, Index, IndexProblem
 from tests.conftest import write_tiny_corpus
 
 SECRET = "root:x:0:0:root:/root:/bin/bash — a line of a file outside the corpus"

@@ -3,10 +3,12 @@ import json
 import numpy as np
 import pytest
 
+from rag import build as build_mod
 from rag import index as index_mod
+from rag.build import build_index
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
-from rag.index import Index, IndexProblem, build_index
+from rag.index import Index, IndexProblem
 
 
 def test_save_load_round_trip(tiny_engine):
@@ -135,7 +137,7 @@ def test_failed_build_leaves_previous_index(tiny_engine, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(index_mod, "np", type("NP", (), {"save": boom, "savez": boom, "__getattr__": lambda self, n: getattr(np, n)})())
+    monkeypatch.setattr(build_mod, "np", type("NP", (), {"save": boom, "savez": boom, "__getattr__": lambda self, n: getattr(np, n)})())
     with pytest.raises(IndexProblem, match="No space.*previous index is unchanged"):
         build_index(s, HashEmbedder(256))
     monkeypatch.undo()
@@ -234,7 +236,7 @@ def test_a_second_builder_waits_or_fails_fast(tiny_engine):
     import fcntl
 
     s = tiny_engine.settings
-    with open(s.index_dir / index_mod.LOCK_FILE, "a+") as held:
+    with open(s.index_dir / build_mod.LOCK_FILE, "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # as if another process were building
         held.truncate(0)
         held.write("4242")
@@ -259,7 +261,7 @@ def test_waiting_is_reported_as_a_stage(tiny_engine):
 
     s = tiny_engine.settings
     seen = []
-    with open(s.index_dir / index_mod.LOCK_FILE, "a+") as held:
+    with open(s.index_dir / build_mod.LOCK_FILE, "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         t = threading.Thread(target=lambda: tiny_engine.build(on_progress=lambda *a: seen.append(a)))
         t.start()

@@ -9,8 +9,8 @@ import bm25s
 import numpy as np
 import pytest
 
+from rag import build as build_mod
 from rag import dense as dense_mod
-from rag import index as index_mod
 from rag.dense import DenseSearch
 from rag.embedding import HashEmbedder
 from rag.engine import Engine
@@ -97,8 +97,8 @@ def test_an_added_document_is_a_delta_segment_found_and_cited_with_exact_offsets
     s = tiny_engine.settings
     before = _files(s.index_dir)
     hashed = []
-    real = index_mod.sha256_file
-    monkeypatch.setattr(index_mod, "sha256_file", lambda f: hashed.append(f) or real(f))
+    real = build_mod.sha256_file
+    monkeypatch.setattr(build_mod, "sha256_file", lambda f: hashed.append(f) or real(f))
     text = "بارش برف سنگین در تبریز\nدر تبریز دیروز برف سنگینی بارید و مدارس تعطیل شد. ارتفاع برف به ۴۰ سانتی‌متر رسید."
     (s.corpus_dir / "tabriz.txt").write_text(text, "utf-8")
     report = tiny_engine.build()
@@ -123,7 +123,7 @@ def _doc_passages(index, source):
 
 
 def test_deleted_and_changed_documents_disappear(tiny_engine, monkeypatch):
-    monkeypatch.setattr(index_mod, "DEAD_SHARE", 1.0)  # two of three documents go: still a delta here
+    monkeypatch.setattr(build_mod, "DEAD_SHARE", 1.0)  # two of three documents go: still a delta here
     s = tiny_engine.settings
     idx = tiny_engine.index
     old = next(d for d in idx.documents.values() if d.source == "corpus/ar_meeting.txt")
@@ -185,13 +185,13 @@ def test_incremental_index_answers_as_a_full_build_of_the_same_corpus(tiny_proje
 
 def test_deltas_are_merged_into_a_new_base(tiny_engine, monkeypatch):
     s = tiny_engine.settings
-    monkeypatch.setattr(index_mod, "DELTA_MIN", 0)
-    monkeypatch.setattr(index_mod, "DELTA_SHARE", 10.0)
+    monkeypatch.setattr(build_mod, "DELTA_MIN", 0)
+    monkeypatch.setattr(build_mod, "DELTA_SHARE", 10.0)
     for i in range(3):
         (s.corpus_dir / f"extra{i}.txt").write_text(f"سند شماره {i} درباره موضوع {i}.", "utf-8")
         assert tiny_engine.build().update == "delta"
     assert len(tiny_engine.index.manifest["segments"]) == 4
-    monkeypatch.setattr(index_mod, "DELTA_SHARE", 0.0)
+    monkeypatch.setattr(build_mod, "DELTA_SHARE", 0.0)
     (s.corpus_dir / "extra9.txt").write_text("سند آخر.", "utf-8")
     report = tiny_engine.build()
     assert report.update == "full" and report.embedded_sentences == 1  # everything else reused

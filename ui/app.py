@@ -18,11 +18,12 @@ import streamlit as st
 
 from rag import progress, verifier
 from rag.answer import MAX_QUESTION_CHARS, QuestionError, abstention_rule
+from rag.build import BuildReport
 from rag.config import MODES, Settings
 from rag.conversation import reply
 from rag.corpus import SUFFIXES
 from rag.engine import Engine
-from rag.index import BuildReport, Index, IndexProblem
+from rag.index import Index, IndexProblem
 from rag.models import ModelError, ensure_model, load_embedder, model_on_disk
 from rag.progress import OnProgress
 from rag.small_talk import small_talk_vectors

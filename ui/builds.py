@@ -14,9 +14,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rag.build import BuildReport
 from rag.corpus import Document
 from rag.engine import Build, Engine
-from rag.index import BuildReport, doc_key
+from rag.index import doc_key
 from rag.progress import Eta
 
 log = logging.getLogger(__name__)

@@ -27,12 +27,13 @@ from rag import answerability as ab
 from rag import reader as rd
 from rag import tuning
 from rag.answer import retrieve_for_answer, select
+from rag.build import build_index
 from rag.config import Settings
 from rag.corpus import Document, make_document
 from rag.evaluation.distractors import load_distractors
 from rag.evaluation.gold import load_squad
 from rag.fitting import pairwise_weights
-from rag.index import Index, build_index
+from rag.index import Index
 from rag.metrics import best_threshold, containment
 from rag.models import load_embedder
 from rag.retrieval import retrieve

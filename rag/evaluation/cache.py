@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rag.build import build_index
 from rag.config import Settings
 from rag.corpus import Document
-from rag.index import Index, IndexProblem, build_index, fingerprint
+from rag.index import Index, IndexProblem, fingerprint
 from rag.progress import OnProgress
 
 log = logging.getLogger(__name__)
