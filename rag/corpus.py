@@ -186,7 +186,12 @@ def read_file(path: Path, source: str, max_bytes: int = MAX_FILE_BYTES) -> tuple
         return [], [Skipped(source, f"file too large ({size / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB, "
                                     "set RAG_MAX_FILE_MB to raise it)")]
     if path.suffix.lower() == ".jsonl":
-        return _read_jsonl(decode(path.read_bytes()), source)
+        data = path.read_bytes()
+        try:
+            lines = decode(data).split("\n")
+        except UnreadableFile:  # some lines are not UTF-8: those lines are skipped, not the file
+            lines = [line.decode("utf-8", "surrogateescape") for line in data.split(b"\n")]
+        return _read_jsonl(lines, source)
     try:
         ex = _extract(path, path.read_bytes())
     except NoText as e:
@@ -198,13 +203,13 @@ def read_file(path: Path, source: str, max_bytes: int = MAX_FILE_BYTES) -> tuple
     return [doc], []
 
 
-def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
+def _read_jsonl(lines: list[str], source: str) -> tuple[list[Document], list[Skipped]]:
     """One Document per line holding an object with a string 'text'. A line that cannot be
     read (invalid JSON, text that cannot be encoded as UTF-8 such as a lone surrogate escape
     "\\ud800") is skipped and reported with its line number; a field that cannot be used
     (a date that is not a date) is reported and left out, and the line is indexed without it."""
     docs, skipped = [], []
-    for n, line in enumerate(text.split("\n"), start=1):
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{source}#{n}"
@@ -221,8 +226,11 @@ def _read_jsonl(text: str, source: str) -> tuple[list[Document], list[Skipped]]:
             for value in (rec["text"], *fields.values()):
                 value.encode("utf-8")
         except UnicodeEncodeError as e:
-            skipped.append(Skipped(where, f"text that is not valid Unicode ({e.reason}: "
-                                          f"{e.object[e.start:e.end].encode('utf-8', 'backslashreplace').decode()})"))
+            bad = e.object[e.start:e.end]
+            what = (f"bytes that are not UTF-8 ({bad.encode('utf-8', 'surrogateescape')!r})"
+                    if all("\udc80" <= c <= "\udcff" for c in bad) else
+                    f"text that is not valid Unicode ({bad.encode('utf-8', 'backslashreplace').decode()})")
+            skipped.append(Skipped(where, what))
             continue
         if fields["date"] and not to_iso(fields["date"]):
             skipped.append(Skipped(f"{where} date", f"{fields['date'][:40]!r} is not a date: the line is indexed "

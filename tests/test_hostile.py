@@ -173,6 +173,18 @@ def test_a_jsonl_line_that_cannot_be_encoded_is_skipped_with_its_line(tmp_path):
     assert next(d for d in load.documents if d.source.endswith("#3")).date == ""
 
 
+def test_a_jsonl_line_that_is_not_utf8_is_skipped_not_the_file(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    good = [json.dumps({"text": f"Article {i} on the port of Aden and its cranes."}).encode() for i in range(3)]
+    (corpus / "feed.jsonl").write_bytes(b"\n".join([good[0], b'{"text": "broken \xff\xfe bytes"}', *good[1:]]))
+    load = corpus_mod.load_corpus(corpus, tmp_path)
+    assert sorted(d.source for d in load.documents) == ["corpus/feed.jsonl#1", "corpus/feed.jsonl#3",
+                                                        "corpus/feed.jsonl#4"]
+    assert [(s.source, s.reason) for s in load.skipped] == [("corpus/feed.jsonl#2",
+                                                             "bytes that are not UTF-8 (b'\\xff\\xfe')")]
+
+
 def test_a_jsonl_with_a_bad_line_still_builds(tiny_project):
     (tiny_project.corpus_dir / "feed.jsonl").write_text(
         '{"text": "bad \\udfff"}\n' + json.dumps({"text": "The port of Aden reopened on Monday."}) + "\n", "utf-8")
