@@ -285,11 +285,12 @@ def start_build(builds: Builds) -> str:
     return "queued"
 
 
+BEARER = HTTPBearer(auto_error=False, description="the server's RAG_API_TOKEN")
+
+
 def bearer(token: str | None):
     """The auth dependency: with a token set, every request must carry it (Authorization: Bearer)."""
-    scheme = HTTPBearer(auto_error=False, description="RAG_API_TOKEN")
-
-    def check(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+    def check(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
         if token is None:
             return
         if cred is None or not hmac.compare_digest(cred.credentials.encode(), token.encode()):
