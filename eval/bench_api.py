@@ -203,15 +203,15 @@ def main() -> int:
     print(f"CPU: {cpu_description()}")
     print("| workers | clients | questions | p50 ms | p95 ms | errors | upload indexed after | server CPU (cores) | wall s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for workers in args.workers:
-        with tempfile.TemporaryDirectory() as tmp:
-            project = Path(tmp) / "project"
-            project.mkdir()
-            for part in ("corpus", "index"):  # a private copy: the upload changes both
-                shutil.copytree(args.project / part, project / part, symlinks=True)
-            subprocess.run([sys.executable, "-m", "rag.cli", "index", "--quiet"],
-                           cwd=project, env=dict(os.environ, RAG_PROJECT_ROOT=str(project), PYTHONPATH=str(ROOT)),
-                           check=True)  # the index as it would be served (nothing to do when it is current)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        for part in ("corpus", "index"):  # private copies: the upload changes both
+            shutil.copytree(args.project / part, base / part, symlinks=True)
+        subprocess.run([sys.executable, "-m", "rag.cli", "index", "--quiet"], cwd=base, check=True,
+                       env=dict(os.environ, RAG_PROJECT_ROOT=str(base), PYTHONPATH=str(ROOT)))  # if not current
+        for workers in args.workers:
+            project = Path(tmp) / f"workers-{workers}"
+            shutil.copytree(base, project, symlinks=True)
             with serve(project, workers) as server:
                 load = run_load(server, questions, args.clients, args.questions)
             indexed = "lost" if load.indexed_after_s is None else f"{load.indexed_after_s:.1f} s"

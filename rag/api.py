@@ -43,7 +43,7 @@ from rag.corpus import SUFFIXES
 from rag.engine import Engine
 from rag.index import Index, IndexProblem
 from rag.models import ModelError
-from ui.builds import Builds
+from ui.builds import Builds, Job
 from ui.uploads import UploadError, add_upload
 
 log = logging.getLogger(__name__)
@@ -273,16 +273,19 @@ def model_card(engine: Engine) -> dict:
 
 def start_build(builds: Builds) -> str:
     """Index an uploaded file in the background: "started", or "queued" behind the build that
-    is running, which starts one more when it ends (as the app does, ui/builds.py)."""
+    is running, which starts one more for the files that waited when it ends (as the app
+    does, ui/builds.py: here a thread waits for the end, where the app's page polls)."""
     running = builds.running()
     job = builds.start(1)
-    if job is not running:
-        return "started"
-    def after() -> None:
-        job.build.thread.join()
-        builds.poll()  # starts the build for the files that waited (once, whoever polls first)
-    threading.Thread(target=after, name="rag-upload-next", daemon=True).start()
-    return "queued"
+    threading.Thread(target=next_build, args=(builds, job), name="rag-next-build", daemon=True).start()
+    return "queued" if job is running else "started"
+
+
+def next_build(builds: Builds, job: Job) -> None:
+    """Once `job` has ended, start the build for the files that waited for it, if any
+    (Builds.poll: one build, whoever polls first)."""
+    job.build.thread.join()
+    builds.poll()
 
 
 BEARER = HTTPBearer(auto_error=False, description="the server's RAG_API_TOKEN")

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -229,19 +230,23 @@ def cmd_api(args) -> int:
         raise CliError(f"the API needs FastAPI and uvicorn ({e}): pip install -e '.[api]'") from e
     from rag.engine import Engine
 
-    engine = Engine(settings, on_progress=TerminalProgress())
-    if not args.no_index:
-        report = engine.ensure_index()
-        print("index is up to date" if report is None else f"indexed {report.documents} documents", file=sys.stderr)
-    print(f"serving the API at http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
+    where = f"serving the API at http://{args.host}:{args.port} (interactive docs at /docs)"
     if args.workers == 1:
+        engine = Engine(settings, on_progress=TerminalProgress())
+        if not args.no_index:
+            report = engine.ensure_index()
+            print("index is up to date" if report is None else f"indexed {report.documents} documents", file=sys.stderr)
+        print(where, file=sys.stderr)
         uvicorn.run(create_app(engine=engine), host=args.host, port=args.port)
         return 0
     # each worker is a process of its own with its own engine (rag.api.app), set up from the
-    # environment: the settings given here go with it
-    del engine
+    # environment: the settings given here go with it. The index is updated by `rag index` in a
+    # process of its own, so that this one, which only supervises the workers, holds no model
     os.environ.update(RAG_PROJECT_ROOT=str(settings.project_root), RAG_CORPUS_DIR=str(settings.corpus_dir),
                       RAG_INDEX_DIR=str(settings.index_dir), RAG_MODEL=settings.model)
+    if not args.no_index and subprocess.run([sys.executable, "-m", "rag.cli", "index"]).returncode != 0:
+        raise CliError("the index could not be updated (see above)")
+    print(f"{where}, {args.workers} workers", file=sys.stderr)
     uvicorn.run("rag.api:app", factory=True, host=args.host, port=args.port, workers=args.workers)
     return 0
 

@@ -228,8 +228,12 @@ def test_a_question_during_a_re_index_is_answered_from_the_current_index(tiny_pr
     assert r.status_code == 200 and r.json()["citations"][0]["source"] == "corpus/en_weather.md"
     assert client.get("/v1/info").json()["build"]["running"] is True
     assert client.get(f"/v1/documents/{doc}").status_code == 404 and engine.index.path == build
+    later = client.post("/v1/documents", files={"file": ("oslo.txt", b"Oslo news\nOslo had a quiet week of rain.\n")})
+    assert later.json()["indexing"] == "queued"  # behind the running build, which starts one more when it ends
     release.set()
-    wait_until(lambda: client.get(f"/v1/documents/{doc}").status_code == 200)
+    for d in (doc, later.json()["documents"][0]["id"]):
+        wait_until(lambda d=d: client.get(f"/v1/documents/{d}").status_code == 200)
+    assert client.get("/v1/info").json()["corpus"]["documents"] == 5
 
 
 def test_a_worker_picks_up_a_build_written_by_another(tiny_engine):
