@@ -245,10 +245,11 @@ def converse(engine: Engine, questions: list[str], f: Filters) -> tuple[Index, R
 
 
 def chat_content(ans: Answer) -> str:
-    """The chat reply: the answer (with its [n] markers), then one line per source."""
+    """The chat reply: the answer (with its [n] markers), then one line per cited sentence, as
+    `rag ask` prints them: its document, where it is, and its offsets in the document's text."""
     if not ans.citations:
         return ans.text
-    return ans.text + "\n\n" + "\n".join(f"[{c.n}] {c.title} — {c.where}" for c in ans.citations)
+    return ans.text + "\n\n" + "\n".join(f"[{c.n}] {c.title} — {c.where} [{c.start}:{c.end}]" for c in ans.citations)
 
 
 def chunks(cid: str, created: int, content: str, citations: list[dict]) -> Iterator[str]:

@@ -91,7 +91,7 @@ def test_chat_completion_openai_shape(client):
     (choice,) = got["choices"]
     assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
     assert choice["message"]["content"] == ("The airport closed for three hours. [1]\n\n"
-                                            "[1] Geneva weather — corpus/en_weather.md")
+                                            "[1] Geneva weather — corpus/en_weather.md [50:85]")
     assert [c["source"] for c in got["citations"]] == ["corpus/en_weather.md"] and got["abstained"] is False
 
 
@@ -368,7 +368,7 @@ def test_the_openai_client_asks_follows_up_and_streams(served_project):
         stream = ai.chat.completions.create(model="rag", stream=True,
                                             messages=[{"role": "user", "content": GENEVA}])
         parts = [c.choices[0].delta.content or "" for c in stream]
-        assert "".join(parts) == "The airport closed for three hours. [1]\n\n[1] Geneva weather — corpus/en_weather.md"
+        assert "".join(parts) == "The airport closed for three hours. [1]\n\n[1] Geneva weather — corpus/en_weather.md [50:85]"
         assert len(parts) > 2
         with pytest.raises(BadRequestError, match="the question is empty"):
             ai.chat.completions.create(model="rag", messages=[{"role": "user", "content": ""}])
