@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --timeout 20 --retries 1 "torch==$(TORCH_VERSION)" --index-url $(TORCH_CPU_INDEX) \
 	  || { echo "note: $(TORCH_CPU_INDEX) cannot be reached: installing torch==$(TORCH_VERSION) from the configured index" >&2; \
 	       $(PY) -m pip install -q "torch==$(TORCH_VERSION)"; }
-	$(PY) -m pip install -q -e '.[ui,eval,dev]'
+	$(PY) -m pip install -q -e '.[ui,api,eval,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

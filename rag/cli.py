@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -232,6 +233,55 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding to `host` keeps a server reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_api(args) -> int:
+    """Make sure the model and the index are ready, then serve the HTTP API (rag/api.py, docs/api.md)."""
+    settings = _settings(args)
+    if not is_loopback(args.host) and settings.api_token is None:
+        raise CliError(f"binding to {args.host} opens the API to other machines: set RAG_API_TOKEN (clients then "
+                       "send 'Authorization: Bearer <token>'), or bind to 127.0.0.1")
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
+    try:
+        import uvicorn
+
+        from rag.api import create_app
+    except ImportError as e:
+        raise CliError(f"the API needs FastAPI and uvicorn ({e}): pip install -e '.[api]'") from e
+    from rag.engine import Engine
+
+    where = f"serving the API at http://{args.host}:{args.port} (interactive docs at /docs)"
+    if args.workers == 1:
+        engine = Engine(settings, on_progress=TerminalProgress())
+        if not args.no_index:
+            report = engine.ensure_index()
+            print("index is up to date" if report is None else f"indexed {report.documents} documents", file=sys.stderr)
+        print(where, file=sys.stderr)
+        uvicorn.run(create_app(engine=engine), host=args.host, port=args.port)
+        return 0
+    # each worker is a process of its own with its own engine (rag.api.app), set up from the
+    # environment: the settings given here go with it. The index is updated by `rag index` in a
+    # process of its own, so that this one, which only supervises the workers, holds no model
+    os.environ.update(RAG_PROJECT_ROOT=str(settings.project_root), RAG_CORPUS_DIR=str(settings.corpus_dir),
+                      RAG_INDEX_DIR=str(settings.index_dir), RAG_MODEL=settings.model)
+    if not args.no_index and subprocess.run([sys.executable, "-m", "rag.cli", "index"]).returncode != 0:
+        raise CliError("the index could not be updated (see above)")
+    print(f"{where}, {args.workers} workers", file=sys.stderr)
+    uvicorn.run("rag.api:app", factory=True, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="Grounded question answering over corpus/ with citations.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -295,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--address", default="127.0.0.1", help="bind address (default localhost only)")
     sp.add_argument("--no-index", action="store_true", help="do not build/update the index first")
     sp.set_defaults(func=cmd_serve)
+
+    sp = sub.add_parser("api", help="update the index if needed and serve the HTTP API (docs/api.md)")
+    common(sp)
+    sp.add_argument("--host", default="127.0.0.1",
+                    help="bind address (default localhost only; any other needs RAG_API_TOKEN set)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--workers", type=int, default=1,
+                    help="worker processes, each with its own copy of the model (default 1)")
+    sp.add_argument("--no-index", action="store_true", help="do not build/update the index first")
+    sp.set_defaults(func=cmd_api)
 
     try:
         from rag.evaluation import add_eval_parser

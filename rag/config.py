@@ -104,6 +104,12 @@ class Settings:
     since: str | None = None
     until: str | None = None
 
+    # the HTTP API (rag/api.py, docs/api.md): the bearer token its requests must carry (required
+    # to bind beyond localhost; never shown in repr), and the browser origins allowed to call it
+    # (comma-separated; "" = no CORS headers)
+    api_token: str | None = field(default=None, repr=False)
+    api_cors_origins: str = ""
+
     def __post_init__(self) -> None:
         root = Path(self.project_root).resolve()
         object.__setattr__(self, "project_root", root)
@@ -153,6 +159,7 @@ class Settings:
             raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        object.__setattr__(self, "api_token", (self.api_token or "").strip() or None)
 
     @property
     def store_spec(self) -> StoreSpec:

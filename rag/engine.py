@@ -55,6 +55,7 @@ class Engine:
         self.on_progress = on_progress
         self._embedder = embedder
         self._index: Index | None = None
+        self._reload = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
@@ -65,11 +66,26 @@ class Engine:
     @property
     def index(self) -> Index:
         if self._index is None:
-            # the index first: a missing or damaged one is reported before the model is loaded
-            idx = Index.load(self.settings.index_dir, self.settings)
-            idx.check_embedder(self.embedder)
-            self._index = idx
+            self._index = self._load()
         return self._index
+
+    def _load(self) -> Index:
+        # the index first: a missing or damaged one is reported before the model is loaded
+        idx = Index.load(self.settings.index_dir, self.settings)
+        idx.check_embedder(self.embedder)
+        return idx
+
+    def latest_index(self) -> Index:
+        """The index, reloaded first when `index/current` points to another build than the one
+        loaded: a build written by another process (another API worker, `rag index`). A caller
+        takes it once per question, so one question never sees two builds."""
+        idx = self._index
+        if idx is not None and (self.settings.index_dir / "current").resolve() == idx.path:
+            return idx
+        with self._reload:  # one reload for the questions that notice the new build together
+            if self._index is idx:
+                self._index = self._load()
+            return self._index
 
     def warm_up(self) -> Engine:
         from rag import verifier
