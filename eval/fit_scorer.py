@@ -20,18 +20,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from rag.build import build_index
-from rag.config import Settings
 from rag.evaluation.bench import (
     load_sets,
-    news_distractors,
+    pool_index,
     query_vectors,
     scorer_tables,
     write_tuning,
 )
-from rag.index import Index
-from rag.models import load_embedder
-from rag.progress import TerminalProgress
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,12 +47,8 @@ def main() -> int:
         print(f"no shared data at {args.data} (pass --data)", file=sys.stderr)
         return 2
 
-    docs, qs = load_sets(args.data, args.max_contexts)
-    settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
-    embedder = load_embedder(settings)
-    build_index(settings, embedder, documents=docs + news_distractors(args.data, args.distractors),
-                on_progress=TerminalProgress())
-    index = Index.load(settings.index_dir, settings, embedder)
+    index, embedder, settings = pool_index(args)
+    _, qs = load_sets(args.data, args.max_contexts)
     qvecs = query_vectors(args.work, embedder, [q.question for q in qs])
     _, weights, cal = scorer_tables(index, qs, qvecs, settings, args.margin, args.max_wrong)
     if args.write_calibration:

@@ -368,8 +368,9 @@ def pool_parser(doc: str, fit: bool = False) -> argparse.ArgumentParser:
 
 
 def pool_index(args) -> tuple[Index, object, Settings]:
-    """The pooled index (built or reused from --work), the embedder and the settings."""
-    docs, _ = load_sets(args.data)
+    """The pooled index (built or reused from --work; --max-contexts where the script has it),
+    the embedder and the settings."""
+    docs, _ = load_sets(args.data, getattr(args, "max_contexts", 0))
     settings = Settings(project_root=args.work, index_dir=args.work / f"index-{args.model}", model=args.model)
     embedder = load_embedder(settings)
     build_index(settings, embedder, documents=docs + news_distractors(args.data, args.distractors))
