@@ -19,16 +19,7 @@ from rag.embedding import Embedder
 from rag.index import Index
 from rag.reader import Reader, read
 from rag.retrieval import Hit, retrieve
-from rag.scorer import (  # noqa: F401 — the scorer's names, as callers have used them
-    DENSE_SCAN,
-    FEATURES,
-    answer_pool,
-    idf_overlap,
-    local_weights,
-    rank,
-    score_sentences,
-    sentence_features,
-)
+from rag.scorer import DENSE_SCAN, score_sentences
 from rag.small_talk import SMALL_TALK_REPLY, asks_nothing
 from rag.text import detect_lang, named_source_languages, names_other_sources, tokens
 from rag.tuning import Tuning

@@ -2,18 +2,10 @@ import math
 
 import pytest
 
-from rag.answer import (
-    DENSE_SCAN,
-    NO_ANSWER,
-    QuestionError,
-    answer_pool,
-    idf_overlap,
-    local_weights,
-    named_sources,
-    select,
-)
+from rag.answer import NO_ANSWER, QuestionError, named_sources, select
 from rag.chunking import Passage
 from rag.retrieval import Hit
+from rag.scorer import DENSE_SCAN, answer_pool, idf_overlap, local_weights
 from rag.text import tokens
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rag import answerability as ab
-from rag.answer import retrieve_for_answer, score_sentences
+from rag.answer import retrieve_for_answer
+from rag.scorer import score_sentences
 
 
 def _features(engine, question):

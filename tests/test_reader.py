@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from rag import reader as rd
-from rag.answer import active_reader, retrieve_for_answer, score_sentences
+from rag.answer import active_reader, retrieve_for_answer
 from rag.embedding import HashEmbedder
+from rag.scorer import score_sentences
 
 
 def test_maxsim_both_ways():
