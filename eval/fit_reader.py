@@ -30,11 +30,9 @@ from rag.answer import select
 from rag.config import Settings
 from rag.evaluation.bench import READER_SETS as SETS
 from rag.evaluation.bench import (
-    TokenCache,
-    candidate_rows,
     folds,
-    load_pool,
     pool_parser,
+    reader_pool,
     write_tuning,
 )
 from rag.fitting import pairwise_weights
@@ -65,12 +63,7 @@ def main() -> int:
     ap.add_argument("--top-k", type=int, default=4, help="candidates the reader re-orders")
     args = ap.parse_args()
     t0 = time.time()
-    index, embedder, items = load_pool(args)
-    items = [it for it in items if it.answerable and it.in_corpus]
-    cache = TokenCache(args.work / f"reader-tokens-{args.model}")
-    cache.fill("query", [it.question for it in items], lambda t: embedder.embed_queries_with_tokens(t)[1])
-    cache.fill("document", [index.sentence_text(j) for it in items for j, _ in it.refs], embedder.document_tokens)
-    rows = candidate_rows(index, items, cache)
+    index, items, rows = reader_pool(args)
     labels = [it.labels for it in items]
     n_base = len(rd.SENTENCE_FEATURES)
     print(f"{len(items)} answerable questions, token states ready in {time.time() - t0:.0f} s", file=sys.stderr)

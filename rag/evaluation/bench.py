@@ -438,6 +438,17 @@ def candidate_rows(index, items, cache: TokenCache) -> list[np.ndarray]:
     return out
 
 
+def reader_pool(args) -> tuple[Index, list[Item], list[np.ndarray]]:
+    """The pooled index, its answerable questions whose article is in the corpus, and each
+    one's candidate rows with the reader's token features (token states cached in --work)."""
+    index, embedder, items = load_pool(args)
+    items = [it for it in items if it.answerable and it.in_corpus]
+    cache = TokenCache(args.work / f"reader-tokens-{args.model}")
+    cache.fill("query", [it.question for it in items], lambda t: embedder.embed_queries_with_tokens(t)[1])
+    cache.fill("document", [index.sentence_text(j) for it in items for j, _ in it.refs], embedder.document_tokens)
+    return index, items, candidate_rows(index, items, cache)
+
+
 def folds(items):
     """(held-out set, train item numbers, test item numbers), leave one set out; xquad_ar and
     xquad_en never train each other."""
