@@ -671,3 +671,12 @@ def test_report_has_first_sentence_and_length_and_no_abstention_scores_without_u
     row = next(line.split() for line in table.splitlines() if line.startswith("hybrid "))
     assert row[header.index("absF1")] == "—" and row[header.index("absP")] == "—"
     assert "hybrid/fallback" in table and "RAG_READER=off RAG_ANSWERABILITY=off" in table
+
+
+def test_the_report_never_records_the_api_token(tiny_engine, tmp_path):
+    engine = Engine(tiny_engine.settings.replace(api_token="s3cret-token"), tiny_engine.embedder)
+    run = evaluate(engine, tiny_items(engine.settings), ("hybrid",), progress=False)
+    write_report(run, tmp_path / "out", engine.index, {"kind": "gold", "path": "gold.jsonl"})
+    text = "".join(f.read_text("utf-8") for f in (tmp_path / "out").glob("*.*") if f.suffix in (".json", ".md"))
+    assert "s3cret-token" not in text
+    assert json.loads((tmp_path / "out" / "results.json").read_text("utf-8"))["settings"]["api_token"] == "(set)"

@@ -66,7 +66,11 @@ def format_table(run: EvalRun) -> str:
 
 
 def _settings_dict(s: Settings) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(s).items()}
+    """The settings as the report records them; a secret (a field kept out of repr, such as the
+    API token) only as whether it is set."""
+    secret = {f.name for f in dataclasses.fields(s) if not f.repr}
+    return {k: ("(set)" if v else None) if k in secret else str(v) if isinstance(v, Path) else v
+            for k, v in dataclasses.asdict(s).items()}
 
 
 def json_num(x):
