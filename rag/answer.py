@@ -130,16 +130,14 @@ REDUNDANT_OVERLAP = 0.8  # … or when this share of the shorter one's words are
 
 def active_reader(index: Index, settings: Settings, embedder: Embedder | None = None):
     """The reader (rag.reader.Reader) to use for this question, or None. auto: where its extra
-    pass is cheap, i.e. the embedder runs through OpenVINO (~0.14 s a question in float32) or
-    the CPU computes bfloat16 natively; torch in float32 costs ~0.4 s (docs/results.md, "The reader")."""
+    pass is cheap, i.e. the embedder runs through OpenVINO (~0.14 s a question in float32);
+    torch in float32 costs ~0.4 s (docs/results.md, "The reader"). Never by the CPU's flags:
+    the same question gets the same answer on every machine."""
     reader = index.tuning.part("reader", Reader.from_dict)
     if settings.reader == "off" or reader is None:
         return None
     if settings.reader == "auto":
-        from rag.embedding import native_bf16
-
-        cheap = native_bf16() or (embedder is not None and embedder.backend.startswith("openvino"))
-        return reader if cheap else None
+        return reader if embedder is not None and embedder.backend.startswith("openvino") else None
     return reader
 
 

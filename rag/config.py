@@ -41,9 +41,9 @@ class Settings:
     model: str = "embeddinggemma-300m"
     dim: int = 0  # 0 = the model's full dimension; else Matryoshka truncation
     batch_size: int = 16
-    # float32 or bfloat16; auto = bfloat16 only where the CPU computes it natively
-    # (AVX-512 BF16 or AMX: about 2.5x faster, cosine 0.9999), else float32
-    dtype: str = "auto"
+    # float32 (the same answers on every CPU) or bfloat16 (faster where the CPU computes it
+    # natively, AVX-512 BF16 or AMX; vectors differ slightly, so answers may too)
+    dtype: str = "float32"
     # how the model runs: openvino = the model exported once to OpenVINO with 8-bit weights
     # (rag/openvino_backend.py: about twice torch's speed, cosine to float32 >= .995, checked
     # at export); torch = sentence-transformers; auto = openvino where it is installed and its
@@ -155,8 +155,11 @@ class Settings:
         if self.faiss_probe < 0:
             raise ValueError("faiss_probe must be >= 0")
         parse_store(self.store, self.index_dir, root)  # ValueError naming the accepted forms
-        if self.dtype not in ("auto", *DTYPES):
-            raise ValueError(f"dtype must be auto, float32 or bfloat16, not {self.dtype!r}")
+        if self.dtype == "auto":
+            raise ValueError("dtype auto was removed: it chose bfloat16 by the CPU's flags, so the same question "
+                             "got another answer on another machine; use float32 (the default) or bfloat16")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be float32 or bfloat16, not {self.dtype!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         object.__setattr__(self, "api_token", (self.api_token or "").strip() or None)

@@ -213,18 +213,11 @@ def amx_bf16(cpuinfo: str | None = None) -> bool:
 
 
 def resolve_dtype(dtype: str, backend: str = "torch") -> str:
-    """The precision `dtype` means for the embedding model run by `backend` (torch or openvino).
-
-    auto: torch computes in bfloat16 wherever the CPU does natively (AVX-512 BF16 or AMX: 1.8×
-    float32 on an AMD EPYC without AMX); the OpenVINO int8 export only where the CPU has AMX
-    (1.3× float32 there; on AVX-512 BF16 alone it is no faster than float32: 32.0 against
-    34.1 sentences/s, docs/results.md "Embedding speed"), and in float32 elsewhere."""
-    if dtype == "auto":
-        if backend == "openvino":
-            return "bfloat16" if amx_bf16() else "float32"
-        return "bfloat16" if native_bf16() else "float32"
+    """The precision `dtype` means for the embedding model run by `backend` (torch or openvino):
+    the one asked for, on every CPU (no setting chooses by the CPU's flags: the same question
+    gets the same answer everywhere)."""
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32 or bfloat16")
+        raise ValueError(f"unknown dtype {dtype!r}: use float32 or bfloat16")
     return dtype
 
 

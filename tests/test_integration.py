@@ -146,7 +146,7 @@ def test_eight_threads_share_the_real_model_without_cross_talk(seed_engine):
 
 
 def test_bfloat16_embeddings_match_float32():
-    # bfloat16 is what `dtype=auto` picks on CPUs that compute it natively; vectors of
+    # bfloat16 (RAG_DTYPE=bfloat16) is faster where the CPU computes it natively; vectors of
     # either kind must be interchangeable in one index
     from rag.config import Settings
     from rag.models import load_embedder

@@ -138,30 +138,25 @@ def test_a_folder_that_is_not_a_model_fails_clearly(tmp_path):
         SentenceTransformerEmbedder(folder, "broken", "none")
 
 
-def test_bfloat16_only_where_the_cpu_has_it():
-    from rag.embedding import native_bf16, resolve_dtype
+def test_the_precision_is_the_one_asked_for_on_every_cpu(monkeypatch):
+    # no default chooses by the CPU's flags: the same question gets the same answer everywhere
+    import rag.embedding as e
+    from rag.config import Settings
 
     plain = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
-    assert not native_bf16(plain)
-    assert native_bf16(plain.replace("fma", "fma avx512f avx512_bf16"))
-    assert native_bf16("flags : sse2 amx_bf16 amx_tile\n")
-    assert resolve_dtype("auto") == ("bfloat16" if native_bf16() else "float32")
-    assert resolve_dtype("float32") == "float32"
-    assert resolve_dtype("bfloat16", "openvino") == "bfloat16"  # asked for, it is given
+    assert not e.native_bf16(plain)
+    assert e.native_bf16(plain.replace("fma", "fma avx512f avx512_bf16"))
+    assert Settings().dtype == "float32"
+    for flags in (True, False):
+        monkeypatch.setattr(e, "amx_bf16", lambda f=flags: f)
+        monkeypatch.setattr(e, "native_bf16", lambda f=flags: f)
+        assert e.resolve_dtype(Settings().dtype) == e.resolve_dtype(Settings().dtype, "openvino") == "float32"
+        assert e.openvino_precision(Settings().dtype) == "f32"
+    assert e.resolve_dtype("bfloat16", "openvino") == "bfloat16"  # asked for, it is given
     with pytest.raises(ValueError, match="dtype"):
-        resolve_dtype("int8")
-
-
-def test_openvino_computes_in_bfloat16_only_with_amx(monkeypatch):
-    import rag.embedding as e
-
-    assert not e.amx_bf16("flags : fpu avx2 avx512f avx512_bf16\n")
-    assert e.amx_bf16("flags : sse2 amx_bf16 amx_tile\n")
-    for amx, native, openvino, torch in ((True, True, "bfloat16", "bfloat16"), (False, True, "float32", "bfloat16"),
-                                         (False, False, "float32", "float32")):
-        monkeypatch.setattr(e, "amx_bf16", lambda a=amx: a)
-        monkeypatch.setattr(e, "native_bf16", lambda n=native: n)
-        assert (e.resolve_dtype("auto", "openvino"), e.resolve_dtype("auto")) == (openvino, torch)
+        e.resolve_dtype("int8")
+    with pytest.raises(ValueError, match="auto was removed"):
+        Settings(dtype="auto")
 
 
 def test_unknown_dtype_setting_is_refused():
