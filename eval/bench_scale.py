@@ -191,7 +191,7 @@ def measure(size, docs, add, add2, emb, qs, qvecs, args, rows, ann_rows) -> Inde
     rng = random.Random(1)
     sample = rng.sample(range(len(qs)), min(args.queries, len(qs)))
     lat_r, lat_a = [], []
-    s_off = settings.replace(reader="off")
+    s_off = settings
     for i in sample:
         t = time.perf_counter()
         retrieve(idx, qs[i].question, qvecs[i], settings, k=settings.k)

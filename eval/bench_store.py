@@ -155,7 +155,7 @@ def main() -> int:
     ap.add_argument("--skip-pool", action="store_true")
     args = ap.parse_args()
     runtime.configure()
-    base = Settings(reader="off")  # the reader needs token states; both stores are compared without it
+    base = Settings()
     rows = []
     work = Path(tempfile.mkdtemp(prefix="bench-store-"))
     try:

@@ -1,27 +1,31 @@
 """Grounded answers: the best source sentence (and at most one more, by default), verbatim, each with a citation — or abstain.
 
-Sentence vectors are computed at indexing time, so answering costs one query
-embedding plus a few dot products.
+How an answer is decided: retrieval finds passages; the sentence scorer (rag.scorer)
+shortlists their best sentences from vectors computed at indexing time; the judge
+(rag.verifier: EmbeddingGemma reading the question and a sentence together) gives each
+of the shortlist's first `top_k` its log-odds that the sentence states what is asked.
+The answer leads with the judge's best sentence, and abstains when that log-odds is
+under one threshold (rag/calibration.json, "judge", fitted by eval/fit_judge.py). A
+second sentence must pass the same threshold. Where there is no judge (another
+embedding model; the tests' hash embedder) the scorer's best score is held to its own
+threshold instead.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from rag.answerability import Model, language_pair, question_features
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.index import Index
-from rag.reader import Reader, read
 from rag.retrieval import Hit, retrieve
 from rag.scorer import DENSE_SCAN, score_sentences
 from rag.small_talk import SMALL_TALK_REPLY, asks_nothing
-from rag.text import detect_lang, named_source_languages, names_other_sources, tokens
+from rag.text import detect_lang, language_pair, named_source_languages, names_other_sources, tokens
 from rag.tuning import Tuning
 from rag.verifier import load_verifier
 
@@ -70,18 +74,16 @@ class Answer:
     abstained: bool
     citations: list[Citation]
     hits: list[Hit]
-    evidence: float  # compared with the threshold: answerability log-odds, or the best sentence score
+    evidence: float  # compared with the threshold: the judge's best log-odds (without a judge: the best sentence score)
     threshold: float | None
     lang: str
     mode: str
     timings_ms: dict = field(default_factory=dict)
     sentences: tuple[str, ...] = ()
     pair: str = ""  # question language > language of the best sentence's document, e.g. "en>ar"
-    best: int = -1  # index sentence the evidence was measured on (the scorer's best), -1 if none
-    verified: float | None = None  # the verifier's best log-odds − the threshold it was held to: its own where
-                                   # it judges, the veto threshold elsewhere (None: not read by it)
+    best: int = -1  # the answer's first sentence (the judge's best candidate), -1 if none
     candidates: tuple[int, ...] = ()  # the scorer's best sentences (index sentences), best first, before any reading
-    ordered: tuple[tuple[float, int], ...] = ()  # (score, sentence) as read (reader or verifier), best first, before
+    ordered: tuple[tuple[float, int], ...] = ()  # (log-odds, sentence) as the judge read them, best first, before
                                                  # a follow-up's lean on the previous turn (empty when abstained)
     source_langs: tuple[str, ...] = ()  # the languages of the sources the question names, which retrieval kept to
     small_talk: bool = False  # the message asks nothing ("thanks"): answered by SMALL_TALK_REPLY, nothing retrieved
@@ -110,122 +112,84 @@ class Answer:
             "question": self.question, "answer": self.text, "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations], "passages": passages,
             "evidence": round(self.evidence, 6),
-            "verified": None if self.verified is None else round(self.verified, 6),
             "threshold": None if self.threshold is None else round(self.threshold, 6), "pair": self.pair,
             "lang": self.lang, "mode": self.mode, "timings_ms": self.timings_ms,
             "source_langs": list(self.source_langs), "small_talk": self.small_talk,
         }
 
 
-DEFAULT_MARGIN = 0.08
+DEFAULT_MARGIN = 0.08  # without a judge: a runner-up must score within this of the best sentence
 
-CANDIDATES = 6  # the scorer's best sentences an Answer keeps (rag.conversation has the verifier read them)
+CANDIDATES = 6  # the scorer's best sentences an Answer keeps (rag.conversation reads them again)
 
-VERIFIER_TOP_K = 6  # the candidates the verifier reads where rag/calibration.json ("verifier" "top_k") does not say
+JUDGE_TOP_K = 6  # the candidates the judge reads where rag/calibration.json ("judge" "top_k") does not say
 
 REDUNDANT_COSINE = 0.92  # a runner-up this close to a chosen sentence repeats it
 
 REDUNDANT_OVERLAP = 0.8  # … or when this share of the shorter one's words are in the other
 
 
-def active_reader(index: Index, settings: Settings, embedder: Embedder | None = None):
-    """The reader (rag.reader.Reader) to use for this question, or None. auto: where its extra
-    pass is cheap, i.e. the embedder runs through OpenVINO (~0.14 s a question in float32);
-    torch in float32 costs ~0.4 s (docs/results.md, "The reader"). Never by the CPU's flags:
-    the same question gets the same answer on every machine."""
-    reader = index.tuning.part("reader", Reader.from_dict)
-    if settings.reader == "off" or reader is None:
+def judge_spec(index: Index, settings: Settings) -> dict | None:
+    """The judge's fitted values for this index's model (rag/calibration.json, "judge"), or None
+    where there is none (another embedding model, the tests' hash embedder)."""
+    if settings.model.startswith("hash-"):
         return None
-    if settings.reader == "auto":
-        return reader if embedder is not None and embedder.backend.startswith("openvino") else None
-    return reader
+    return index.tuning.get("judge") or None
 
 
-def verifier_top_k(index: Index) -> int:
-    """How many of the scorer's best candidates the verifier reads."""
-    return int(index.tuning.get("verifier", {}).get("top_k", VERIFIER_TOP_K))
+def judge_top_k(index: Index) -> int:
+    """How many of the scorer's best candidates the judge reads."""
+    return int(index.tuning.get("judge", {}).get("top_k", JUDGE_TOP_K))
 
 
-def verifier_logits(verifier, index: Index, question: str, sentences) -> np.ndarray:
-    """The verifier's log-odds for `question` against the first `top_k` (rag/calibration.json,
-    "verifier") of `sentences` (the index's sentence numbers, best first)."""
-    k = verifier_top_k(index)
-    return verifier.score(question, [index.sentence_text(j) for j in list(sentences)[:k]])
+def judge_threshold(index: Index, settings: Settings) -> float:
+    """The one threshold on the judge's log-odds: the setting when it is set, else the one
+    `rag eval --calibrate` chose on this index, else the fitted one."""
+    for t in (settings.abstain_threshold, index.tuning.judge_threshold, index.tuning["judge"]["threshold"]):
+        if t is not None:
+            return float(t)
 
 
-def verify(verifier, index: Index, scored: list[tuple[float, int, Hit]],
-           question: str) -> tuple[list[tuple[float, int, Hit]], float, set[int]]:
-    """The scorer's best `top_k` candidates read by the verifier (rag.verifier): ordered by
-    score + weight × the verifier's log-odds (the others are left out), with the best
-    log-odds − threshold (negative: no candidate states what is asked), and the sentences
-    that reach the threshold (only they may follow the first)."""
-    spec = index.tuning.get("verifier", {})
-    threshold, weight = float(spec.get("threshold", 0.0)), float(spec.get("weight", 1.0))
-    logits = verifier_logits(verifier, index, question, [j for _, j, _ in scored])
+def judge_logits(judge, index: Index, question: str, sentences) -> np.ndarray:
+    """The judge's log-odds for `question` against the first `top_k` of `sentences` (the
+    index's sentence numbers, best first)."""
+    return judge.score(question, [index.sentence_text(j) for j in list(sentences)[:judge_top_k(index)]])
+
+
+def judge(judge_model, index: Index, scored: list[tuple[float, int, Hit]], question: str,
+          threshold: float) -> tuple[list[tuple[float, int, Hit]], float, set[int]]:
+    """The scorer's best `top_k` candidates read by the judge: ordered by its log-odds (the
+    others are left out), its best log-odds, and the sentences that reach the threshold
+    (only they may follow the first)."""
+    logits = judge_logits(judge_model, index, question, [j for _, j, _ in scored])
     top = scored[: len(logits)]
-    combined = np.array([s for s, _, _ in top]) + weight * logits
-    order = np.argsort(-combined, kind="stable")
-    return ([(float(combined[i]), top[i][1], top[i][2]) for i in order], float(logits.max()) - threshold,
+    order = np.argsort(-logits, kind="stable")
+    return ([(float(logits[i]), top[i][1], top[i][2]) for i in order], float(logits.max()),
             {top[i][1] for i in range(len(top)) if logits[i] >= threshold})
 
 
-def verifier_reads(index: Index, settings: Settings, pair: str, own_words: bool) -> bool:
-    """Whether the verifier reads this answer: always in strict mode (verifier=on); with
-    verifier=auto only where it can judge: a question read on its own words (an elliptical
-    follow-up read in context states nothing to verify) whose language pair (question >
-    best sentence's document) it was trained or measured on (rag/calibration.json,
-    "verifier" "pairs")."""
-    if settings.verifier != "auto":
-        return settings.verifier == "on"
-    return own_words and pair in index.tuning.get("verifier", {}).get("pairs", ())
-
-
-def verifier_vetoes(index: Index, settings: Settings, pair: str, own_words: bool) -> bool:
-    """Whether the verifier may only veto this answer: with verifier=auto, a question read
-    on its own words in a language pair it does not judge (see verifier_reads), where
-    rag/calibration.json has a veto threshold ("verifier" "veto_threshold", fitted by
-    eval/fit_veto.py)."""
-    spec = index.tuning.get("verifier", {})
-    return (settings.verifier == "auto" and own_words and "veto_threshold" in spec
-            and pair not in spec.get("pairs", ()))
-
-
-def veto(verifier, index: Index, scored: list[tuple[float, int, Hit]], question: str) -> float:
-    """The verifier's best log-odds over the scorer's best `top_k` candidates − the veto
-    threshold (negative: not one of them comes near stating what is asked; the order is
-    left to the scorer and the reader)."""
-    logits = verifier_logits(verifier, index, question, [j for _, j, _ in scored])
-    return float(logits.max()) - float(index.tuning["verifier"]["veto_threshold"])
-
-
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings,
-           verified: set[int] | None = None) -> list[tuple[float, int, Hit]]:
-    """The best sentence, plus up to max_sentences-1 close runners-up that add evidence for it.
+           passed: set[int] | None = None, margin: float = DEFAULT_MARGIN) -> list[tuple[float, int, Hit]]:
+    """The best sentence, plus up to max_sentences-1 runners-up that add evidence for it.
 
-    A runner-up is kept when it scores within the margin of the best (sentence_margin,
-    fitted on the dialogue gold set by eval/fit_margins.py), comes from the same document
-    (another article may report another event: it stays one click away, among the
-    retrieved passages) unless `extra_sentences` is "any", and does not repeat a sentence
-    already chosen. In an answer the verifier read (`verified`: the sentences it accepts)
-    a runner-up must be one of those, within verified_margin on its scale (unbounded
-    unless set: every bound measured cost answers, see docs/results.md, "Concise answers")."""
+    A runner-up must pass the judge's threshold (`passed`; without a judge: score within
+    `margin` of the best), come from the same document (another article may report
+    another event: it stays one click away, among the retrieved passages) unless
+    `extra_sentences` is "any", and not repeat a sentence already chosen."""
     if not scored:
         return []
     best = scored[0][0]
-    margin = settings.sentence_margin
-    if margin is None:
-        margin = index.tuning.get("sentence_margin", DEFAULT_MARGIN)
-    if verified is not None:  # read by the verifier: a runner-up must be verified, and the scores' scale is its own
-        margin = math.inf if settings.verified_margin is None else settings.verified_margin
     chosen = [scored[0]]
     first_doc = scored[0][2].passage.doc_id
     words = [set(tokens(index.sentence_text(scored[0][1])))]
     for s, j, h in scored[1:]:
-        if len(chosen) >= settings.max_sentences or s < best - margin:
+        if len(chosen) >= settings.max_sentences:
             break
-        if settings.extra_sentences == "same-document" and h.passage.doc_id != first_doc:
+        if passed is None and s < best - margin:
+            break
+        if passed is not None and j not in passed:
             continue
-        if verified is not None and j not in verified:
+        if settings.extra_sentences == "same-document" and h.passage.doc_id != first_doc:
             continue
         w = set(tokens(index.sentence_text(j)))
         if any(_repeats(w, cw) for cw in words) or any(
@@ -281,11 +245,8 @@ def check_question(question: str | None) -> str:
 
 
 def embed_questions(index: Index, embedder: Embedder, questions: list[str], settings: Settings) -> list[tuple]:
-    """(vector, token states or None) per question, in one pass; token states only when the
-    reader is on (they come from the same forward pass)."""
-    if active_reader(index, settings, embedder) is not None and settings.verifier != "on":  # auto: either may read
-        vecs, toks = embedder.embed_queries_with_tokens(questions)
-        return list(zip(vecs, toks, strict=True))
+    """(vector, None) per question, in one pass (the second place is kept for callers that
+    pass `embedded` through)."""
     return [(v, None) for v in embedder.embed_queries(questions)]
 
 
@@ -301,8 +262,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     alone (see retrieve_for_answer);
     `search`: (text, vector) to retrieve passages with instead of the question's (a
     follow-up searches with the conversation, and reads the sentences with its own words);
-    `judge_as`: (text, vector) whose answerability decides whether to abstain (a follow-up:
-    the conversation's, since "and then?" alone has nothing to answer);
+    `judge_as`: (text, vector) the judge reads the candidates with, instead of the question
+    (a follow-up read in context: "and then?" alone states nothing to judge);
     `lean`: (vector, weight): once the candidates are read, each one's score gets weight × its
     cosine with the vector (a follow-up read in context leans on the previous turn's search:
     "in which country?" after a question on Kerry's request is answered by the sentence that
@@ -314,10 +275,7 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     question = check_question(question)
     mode = mode or settings.mode
     lang = detect_lang(question)
-    reader = active_reader(index, settings, embedder)
-    q_vec, q_tokens = embedded if embedded is not None else embed_questions(index, embedder, [question], settings)[0]
-    if reader is not None and q_tokens is None:
-        reader = None
+    q_vec, _ = embedded if embedded is not None else embed_questions(index, embedder, [question], settings)[0]
     t1 = time.perf_counter()
     if asks_nothing(index, embedder, question, q_vec):
         lang = lang if lang in SMALL_TALK_REPLY else "en"
@@ -329,30 +287,21 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     prefer, only_preferred, source_langs = named_sources(index, question, prefer, only_preferred)
     hits = retrieve_for_answer(index, s_text, s_vec, settings, mode, k, prefer, only_preferred)
     t2 = time.perf_counter()
-    scored, rows = score_sentences(index, hits, q_vec, question, settings)
-    j_text, j_vec = judge_as if judge_as is not None else (question, q_vec)
-    evidence, threshold, pair = decide(index, settings, hits, scored, j_vec, j_text, lang)
-    abstained = not scored or (threshold is not None and evidence < threshold)
-    best = scored[0][1] if scored else -1
+    scored, _ = score_sentences(index, hits, q_vec, question, settings)
+    pair = language_pair(lang, index.documents[scored[0][2].passage.doc_id].lang) if scored else ""
     candidates = tuple(j for _, j, _ in scored[:CANDIDATES])
-    t_verify = time.perf_counter()
-    verified, passed = None, None
-    reads = not abstained and verifier_reads(index, settings, pair, own_words=judge_as is None)
-    vetoes = not abstained and not reads and verifier_vetoes(index, settings, pair, own_words=judge_as is None)
-    verifier = load_verifier(settings) if reads or vetoes else None
-    if verifier is not None and reads:
-        # the turn's own words (measured: reading the conversation's search text instead lets
-        # more off-topic turns through)
-        scored, verified, passed = verify(verifier, index, scored, question)
-    elif verifier is not None:
-        verified = veto(verifier, index, scored, question)
-    abstained = abstained or (verified is not None and verified < 0)
-    t_read = time.perf_counter()
-    t_verify = t_read - t_verify
-    if not abstained and not (reads and verifier is not None) and reader is not None:
-        # the reader orders the candidates where the verifier does not (it replaces the reader)
-        scored = read(reader, embedder, index, scored, rows, q_tokens)
-    t_read = time.perf_counter() - t_read
+    t_judge = time.perf_counter()
+    spec = judge_spec(index, settings)
+    judge_model = load_verifier(settings) if spec is not None and scored else None
+    passed = None
+    if judge_model is not None:
+        threshold = judge_threshold(index, settings)
+        scored, evidence, passed = judge(judge_model, index, scored, judge_as[0] if judge_as else question, threshold)
+    else:  # no judge for this model: the scorer's best score against its own threshold
+        evidence, threshold = (scored[0][0] if scored else float("-inf")), index.abstain_threshold(settings)
+    abstained = not scored or (threshold is not None and evidence < threshold)
+    t_judge = time.perf_counter() - t_judge
+    best = scored[0][1] if scored else -1
     ordered = () if abstained else tuple((s, j) for s, j, _ in scored)
     if lean is not None and not abstained:
         scored = lean_on(index, scored, *lean)
@@ -360,12 +309,11 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     text = " ".join(f"{c.text} [{c.n}]" for c in citations) or NO_ANSWER.get(lang, NO_ANSWER["en"])
     t3 = time.perf_counter()
     timings = {"embed": round((t1 - t0) * 1000, 1), "retrieve": round((t2 - t1) * 1000, 1),
-               "select": round((t3 - t2 - t_read - t_verify) * 1000, 1), "read": round(t_read * 1000, 1),
-               "verify": round(t_verify * 1000, 1),
+               "select": round((t3 - t2 - t_judge) * 1000, 1), "judge": round(t_judge * 1000, 1),
                "total": round((t3 - t0) * 1000, 1)}
     return Answer(question, text, abstained, citations, hits[:k], evidence if scored else 0.0, threshold,
                   lang if lang in NO_ANSWER else "en", mode, timings, tuple(c.text for c in citations), pair,
-                  best, verified, candidates, ordered, source_langs)
+                  best, candidates, ordered, source_langs)
 
 
 def cite(index: Index, chosen: list[tuple[float, int, Hit]]) -> list[Citation]:
@@ -409,52 +357,13 @@ def lean_on(index: Index, scored: list[tuple[float, int, Hit]], vector: np.ndarr
     return sorted(leaned, key=lambda x: -x[0])
 
 
-def decide(index: Index, settings: Settings, hits: list[Hit], scored: list[tuple[float, int, Hit]],
-           q_vec: np.ndarray, question: str, lang: str) -> tuple[float, float | None, str]:
-    """(evidence, threshold, language pair): the answer abstains when evidence < threshold.
-
-    With the answerability model (the default where one is calibrated for the model) the
-    evidence is its log-odds that the corpus answers the question and the threshold is
-    the one of the language pair (question > best sentence's document); an explicit
-    `abstain_threshold` setting, or one calibrated on this index by `rag eval --calibrate`,
-    overrides every pair. Otherwise the evidence is the best
-    sentence score against one threshold."""
-    if not scored:
-        return float("-inf"), index.abstain_threshold(settings), ""
-    pair = language_pair(lang, index.documents[scored[0][2].passage.doc_id].lang)
-    model = index.tuning.part("answerability", Model.from_dict) if settings.answerability == "on" else None
-    if model is None:
-        return scored[0][0], index.abstain_threshold(settings), pair
-    d = model.decide(question_features(index, hits, scored, q_vec, question, lang), pair)
-    for threshold in (settings.abstain_threshold, index.tuning.answerability_threshold, d.threshold):
-        if threshold is not None:  # the setting, else `rag eval --calibrate` on this index, else the pair's
-            return d.score, threshold, pair
-
-
 def abstention_rule(index: Index, settings: Settings) -> str:
     """How the answers of a run decide to abstain, in words, for the report."""
-    spec = index.tuning.get("verifier")
-    if settings.verifier == "off" or spec is None or settings.model.startswith("hash-"):
-        return _first_rule(index, settings)
-    where = ("every answer" if settings.verifier == "on"
-             else f"a question read on its own words in {', '.join(spec.get('pairs', ())) or 'no language pair'}")
-    rule = (f"{_first_rule(index, settings)}; or, for {where}, when the verifier reads none of the best "
-            f"{verifier_top_k(index)} sentences as stating the answer (log-odds below {spec.get('threshold', 0.0):+.2f})")
-    if settings.verifier == "auto" and "veto_threshold" in spec:
-        rule += (f"; in other language pairs, when none comes near it (log-odds below "
-                 f"{spec['veto_threshold']:+.2f})")
-    return rule
-
-
-def _first_rule(index: Index, settings: Settings) -> str:
-    model = index.tuning.part("answerability", Model.from_dict) if settings.answerability == "on" else None
-    if model is None:
+    if judge_spec(index, settings) is None:
         t = index.abstain_threshold(settings)
-        return "never (no threshold)" if t is None else f"best sentence score below {t:.4f}"
-    if settings.abstain_threshold is not None:
-        return f"answerability log-odds below {settings.abstain_threshold:.4f} (set explicitly)"
-    if index.tuning.answerability_threshold is not None:
-        return (f"answerability log-odds below {index.tuning.answerability_threshold:.4f} "
-                "(calibrated on this index by rag eval --calibrate)")
-    pairs = ", ".join(f"{p} {t:.2f}" for p, t in sorted(model.thresholds.items()))
-    return f"answerability log-odds below the threshold of the language pair ({pairs})"
+        return "never (no threshold)" if t is None else f"best sentence score below {t:.4f} (no judge for this model)"
+    t = judge_threshold(index, settings)
+    why = ("set explicitly" if settings.abstain_threshold is not None else
+           "calibrated on this index by rag eval --calibrate" if index.tuning.judge_threshold is not None else "fitted")
+    return (f"when the judge reads none of the scorer's best {judge_top_k(index)} sentences as stating the answer "
+            f"(log-odds below {t:+.2f}, {why})")

@@ -24,7 +24,6 @@ def _settings(args) -> Settings:
         corpus_dir=getattr(args, "corpus", None), index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None), k=getattr(args, "k", None), mode=getattr(args, "mode", None),
         since=getattr(args, "since", None), until=getattr(args, "until", None),
-        verifier="on" if getattr(args, "strict", False) else None,
     )
 
 
@@ -83,10 +82,10 @@ def cmd_ask(args) -> int:
     if args.question != "-" and not args.question.strip():
         raise CliError("the question is empty")
     index = engine.index  # fail early (no index: before the model is loaded, and before reading stdin)
-    # the verifier (a second model) loads while the first question is embedded; an answer that needs it
+    # the judge (a second model) loads while the first question is embedded; an answer that needs it
     # waits for it, and so does the exit: a process that ends while this thread is inside torch or OpenVINO
     # tears their native libraries down under it, and crashed (status 139) after printing its answers
-    warm = threading.Thread(target=verifier.warm_up, args=(settings, False), name="rag-verifier-warm-up", daemon=True)
+    warm = threading.Thread(target=verifier.warm_up, args=(settings, False), name="rag-judge-warm-up", daemon=True)
     warm.start()
     try:
         return _answer_all(args, engine, index, questions)
@@ -316,9 +315,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only documents dated on or after this day (undated documents are left out)")
     sp.add_argument("--until", metavar="YYYY-MM-DD",
                     help="only documents dated on or before this day (undated documents are left out)")
-    sp.add_argument("--strict", action="store_true",
-                    help="strict mode (RAG_VERIFIER=on): answer only when the verifier reads a sentence that states "
-                         "what is asked; fewer answers to near-miss questions, more wrong abstentions (README)")
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("add", help="add the new items of an RSS/Atom feed (a file or URL) and index them")

@@ -82,22 +82,9 @@ class Settings:
     # a follow-up's in-context reading adds this to the scores of passages from the documents
     # the previous answer cited (rag/conversation.py)
     prefer_boost: float = 0.1
-    sentence_margin: float | None = None  # extra sentences must score within this of the best (None = calibrated)
-    # the same for an answer the verifier read, on its scale (score + weight × log-odds; None = unbounded)
-    verified_margin: float | None = None
-    abstain_threshold: float | None = None  # None = the index's calibrated value
-    # on: abstain by the answerability model (rag/answerability.py), thresholds per language
-    # pair; off: by the sentence scorer's best score against one threshold (as before 0.3)
-    answerability: str = "on"
-    # the reader (rag/reader.py) re-orders the best candidate sentences by their tokens:
-    # auto = where its extra pass is cheap: the embedder runs through OpenVINO, or the CPU
-    # computes bfloat16 natively (~0.14 s a question then; torch in float32 ~0.4 s)
-    reader: str = "auto"
-    # the verifier (rag/verifier.py) reads the question and each best candidate together,
-    # orders them and abstains when none states what is asked. on (strict mode): for every
-    # answer; auto: where it can judge (a question read on its own words, in a language pair
-    # it was trained or measured on; elsewhere the reader); off: never
-    verifier: str = "auto"
+    # None = the fitted one: the judge's log-odds threshold (rag/calibration.json, "judge"),
+    # or the index's `rag eval --calibrate` value
+    abstain_threshold: float | None = None
 
     # date filter (ISO dates, inclusive): only documents dated in the range are retrieved;
     # with a filter set, documents without a date are left out (their date is unknown)
@@ -129,17 +116,8 @@ class Settings:
             raise ValueError("dense_weight must be between 0 and 1")
         if self.k < 1:
             raise ValueError("k must be at least 1")
-        for name in ("sentence_margin", "verified_margin"):
-            if getattr(self, name) is not None and not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be a number >= 0 (or unset)")
         if self.extra_sentences not in ("same-document", "any"):
             raise ValueError(f"extra_sentences must be same-document or any, not {self.extra_sentences!r}")
-        if self.reader not in ("auto", "on", "off"):
-            raise ValueError(f"reader must be auto, on or off, not {self.reader!r}")
-        if self.verifier not in ("auto", "on", "off"):
-            raise ValueError(f"verifier must be auto, on or off, not {self.verifier!r}")
-        if self.answerability not in ("on", "off"):
-            raise ValueError(f"answerability must be on or off, not {self.answerability!r}")
         for name in ("since", "until"):
             value = (getattr(self, name) or "").strip() or None
             if value is not None:

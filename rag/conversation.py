@@ -24,7 +24,7 @@ well the question itself fits the answer found in context, against the best it f
 alone ("What is the capital of Australia?" asked after a question about Kallas finds the
 Kallas sentence through the previous question, not through its own words); how close the
 question is to questions that say nothing on their own ("and then?", "و بعد؟", "متى؟"),
-measured by the embedding model, in any language; and whether the verifier, reading the
+measured by the embedding model, in any language; and whether the judge, reading the
 question's own words beside the in-context reading's best sentences, finds one that
 states what is asked (a self-contained question that only borrows the previous turn's
 evidence is read alone, where it may abstain). Without the model a simpler rule decides.
@@ -43,13 +43,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from rag.answer import (
-    CANDIDATES,
     Answer,
     answer,
     check_question,
     embed_questions,
-    verifier_logits,
-    verifier_top_k,
+    judge_logits,
+    judge_spec,
+    judge_threshold,
 )
 from rag.config import Settings
 from rag.embedding import Embedder
@@ -83,7 +83,7 @@ class Judgement:
     context_margin: float  # … of the reading in context
     own_fit_gap: float  # cosine of the question alone with the in-context answer − with its own best sentence
     content_free: float  # cosine of the question with questions that say nothing on their own
-    context_verified: float | None  # the verifier on the question's own words and the in-context candidates
+    context_verified: float | None  # the judge on the question's own words and the in-context candidates
     reason: str  # why the reading kept was kept, in words
 
 
@@ -190,12 +190,12 @@ CONTENT_FREE = (
     "ثم؟", "من؟", "متى؟", "أين؟", "لماذا؟", "كيف؟", "ماذا؟",
 )
 FEATURES = (
-    "alone_margin",  # the reading alone: answerability log-odds − threshold
+    "alone_margin",  # the reading alone: the judge's best log-odds − threshold
     "context_margin",  # the reading in context: the same
     "own_fit_gap",   # cosine of the question alone with the in-context answer − with its own best sentence
     "content_free",  # cosine of the question with the mean of CONTENT_FREE
-    "context_verified",  # the verifier's best log-odds, the question's own words against the in-context
-                         # reading's best candidates, − the pair's threshold (context_verified)
+    "context_verified",  # the judge's best log-odds, the question's own words against the in-context
+                         # reading's best candidates, − its threshold (context_verified)
 )
 VERIFIED_CLIP = 3.0
 @functools.lru_cache(maxsize=4)
@@ -232,26 +232,16 @@ def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:
 
 
 def context_verified(index: Index, settings: Settings, question: str, in_context: Answer) -> float | None:
-    """The verifier's best log-odds for the question's own words against the in-context
-    reading's best candidates, less the threshold an answer in that language pair is held
-    to (its judging threshold where it judges, the lower veto threshold elsewhere: see
-    rag.answer.verifier_vetoes), clipped to ±VERIFIED_CLIP (-VERIFIED_CLIP when there is no
-    candidate); None where there is no verifier (verifier=off, the tests' hash model)."""
-    spec = index.tuning.get("verifier")
-    verifier = load_verifier(settings) if spec is not None else None
-    if verifier is None:
+    """The judge's best log-odds for the question's own words against the in-context
+    reading's best candidates, less the judge's threshold, clipped to ±VERIFIED_CLIP
+    (-VERIFIED_CLIP when there is no candidate); None where there is no judge (the tests'
+    hash model, another embedding model)."""
+    if judge_spec(index, settings) is None:
         return None
     if not in_context.candidates:
         return -VERIFIED_CLIP
-    judging = float(spec.get("threshold", 0.0))
-    threshold = judging if in_context.pair in spec.get("pairs", ()) else float(spec.get("veto_threshold", judging))
-    if settings.verifier == "on" and in_context.verified is not None and verifier_top_k(index) <= CANDIDATES:
-        # strict mode has already read these candidates with the turn's own words (rag.answer.verify,
-        # held to the judging threshold): its best log-odds, not a second pass
-        best = in_context.verified + judging
-    else:
-        best = float(verifier_logits(verifier, index, question, in_context.candidates).max())
-    return float(np.clip(best - threshold, -VERIFIED_CLIP, VERIFIED_CLIP))
+    best = float(judge_logits(load_verifier(settings), index, question, in_context.candidates).max())
+    return float(np.clip(best - judge_threshold(index, settings), -VERIFIED_CLIP, VERIFIED_CLIP))
 
 
 def followup_features(index: Index, embedder: Embedder, q_vec: np.ndarray, alone: Answer,

@@ -47,7 +47,8 @@ class Embedder(ABC):
     @abstractmethod
     def embed_documents(self, texts: list[str]) -> np.ndarray: ...
 
-    # for the reader (rag/reader.py): contextual vectors of each text's own tokens, L2-normalised
+    # contextual vectors of each text's own tokens, L2-normalised (the reader that used them was
+    # replaced by the judge; the OpenVINO export still checks them)
     def embed_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         """The query vectors and, from the same pass, each query's token vectors."""
         raise NotImplementedError(f"{type(self).__name__} has no token vectors")
@@ -69,7 +70,7 @@ class SentenceTransformerEmbedder(Embedder):
     MAX_TOKENS = 512
 
     def __init__(self, folder: Path, model_id: str, weights_sha256: str, dim: int = 0, batch_size: int = 16,
-                 dtype: str = "auto"):
+                 dtype: str = "float32"):
         runtime.configure()  # offline, thread pools: before torch is first imported
         import torch
         from sentence_transformers import SentenceTransformer

@@ -1,8 +1,7 @@
 """The one model fitter the project uses: L2-regularised logistic regression by Newton's method.
 
-Used by the benchmark scripts (the sentence scorer's pairwise weights), rag.answerability
-(the answerability model) and rag.conversation (the follow-up model), the last two as
-standardised models (fit_standardised and its storage); numpy only.
+Used by the benchmark scripts (the sentence scorer's pairwise weights) and rag.conversation
+(the follow-up model, a standardised model: fit_standardised and its storage); numpy only.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def load_embedder(settings, on_progress: OnProgress | None = None) -> Embedder:
     if settings.model.startswith("hash-"):
         return HashEmbedder(int(settings.model.split("-", 1)[1]))
     key = (settings.model, str(settings.models_dir), settings.dim, resolve_dtype(settings.dtype),
-           resolve_dtype(settings.dtype, "openvino"), settings.backend)  # auto may mean one or the other
+           resolve_dtype(settings.dtype, "openvino"), settings.backend)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = make_embedder(settings, on_progress)

@@ -1,7 +1,6 @@
 """The sentence scorer: every sentence of the best passages as a row of FEATURES, scored by
 a linear model fitted on the dev sets (rag/calibration.json, "sentence_weights"; fitted by
-eval/fit_scorer.py), best first. rag.answer decides with these candidates; rag.reader
-re-reads them token by token."""
+eval/fit_scorer.py), best first. rag.answer has the judge read the best of them."""
 
 from __future__ import annotations
 
@@ -118,7 +117,7 @@ def local_weights(q_set: set[str], sentence_sets: list[set[str]], df: dict[str, 
 def score_sentences(index: Index, hits: list[Hit], q_vec: np.ndarray, question: str, settings: Settings,
                     weights: dict | None = None) -> tuple[list[tuple[float, int, Hit]], dict[int, np.ndarray]]:
     """(score, sentence index, hit) for the sentences of the top passages, best first, and
-    each one's row of FEATURES by sentence index (what the reader re-reads).
+    each one's row of FEATURES by sentence index.
 
     The score is linear in FEATURES; the weights are fitted on the dev sets for the
     model (rag/calibration.json) and fall back to cosine + lexical overlap.

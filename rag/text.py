@@ -218,3 +218,8 @@ def names_other_sources(text: str) -> bool:
         if named is None or (m.group(1) and not named.group(0).endswith("s")) or m.group(3):
             return True
     return False
+
+
+def language_pair(question_lang: str, doc_lang: str) -> str:
+    """'fa>ar': the question's language > the language of the document that answers it."""
+    return f"{question_lang}>{doc_lang}"

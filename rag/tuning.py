@@ -1,10 +1,10 @@
 """The values fitted for an embedding model, read from rag/calibration.json into one frozen object.
 
 Every fitted value the answerer reads (the sentence scorer's weights and threshold, the
-answerability model, the reader, the verifier's thresholds, the follow-up model, the lean,
-the margin, small talk) lives in rag/calibration.json under the model's id, beside the sha256
-of the weights they were fitted for ("weights_sha256"); the verifier's values also name the
-sha256 of rag/verifier.npz they were fitted with. `shipped(model, sha)` reads them once;
+judge's threshold, the follow-up model, the lean, small talk) lives in rag/calibration.json
+under the model's id, beside the sha256 of the weights they were fitted for
+("weights_sha256"); the judge's values also name the sha256 of rag/verifier.npz (the judge's
+adapters and head) they were fitted with. `shipped(model, sha)` reads them once;
 values fitted for other weights are not applied, and a warning says so. Each value has one
 writer, the eval/fit_*.py script named in its "source", through `write`.
 
@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 SHIPPED = Path(__file__).with_name("calibration.json")
 VERIFIER_WEIGHTS = Path(__file__).with_name("verifier.npz")
-OVERRIDES = ("threshold", "answerability_threshold")  # what an index folder may override
+OVERRIDES = ("threshold", "judge_threshold")  # what an index folder may override
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -61,12 +61,12 @@ class Tuning:
         return self.override.get("threshold", self.values.get("threshold"))
 
     @property
-    def answerability_threshold(self) -> float | None:
-        """One threshold on the answerability log-odds for every language pair, when an index sets one."""
-        return self.override.get("answerability_threshold")
+    def judge_threshold(self) -> float | None:
+        """The threshold on the judge's log-odds an index sets (`rag eval --calibrate`), if any."""
+        return self.override.get("judge_threshold")
 
     def part(self, key: str, build: Callable[[dict], T]) -> T | None:
-        """The fitted part `key` built once from its values by `build` (e.g. rag.reader.Reader.from_dict);
+        """The fitted part `key` built once from its values by `build` (e.g. rag.conversation.FollowUpModel.from_dict);
         None where none is fitted for this model."""
         if key not in self._built:
             spec = self.values.get(key)
@@ -96,7 +96,7 @@ def file_sha256(path: Path) -> str:
 def shipped(model: str, weights_sha256: str = "", path: Path | None = None) -> Tuning:
     """The values fitted for `model` in `path` (default rag/calibration.json; empty where none
     are), unless they were fitted for other weights than `weights_sha256` ("" = not checked);
-    the verifier's only with the weights rag/verifier.npz now holds."""
+    the judge's only with the weights rag/verifier.npz now holds."""
     path = path or SHIPPED
     entry = dict(json.loads(Path(path).read_text("utf-8")).get(model) or {})
     fitted_for = entry.get("weights_sha256", "")
@@ -104,12 +104,12 @@ def shipped(model: str, weights_sha256: str = "", path: Path | None = None) -> T
         log.warning("the values in %s were fitted for other weights of %s (sha256 %s…, these are %s…): "
                     "answering without them until they are refitted", path, model, fitted_for[:12], weights_sha256[:12])
         return Tuning(model)
-    verifier = entry.get("verifier")
-    if verifier and verifier.get("weights_sha256") != _verifier_sha():
-        log.warning("the verifier's values in %s were fitted for other verifier weights than %s: the verifier "
-                    "is not used until they are refitted (python eval/fit_verifier.py --write-calibration)",
+    judge = entry.get("judge")
+    if judge and judge.get("weights_sha256") != _verifier_sha():
+        log.warning("the judge's values in %s were fitted for other judge weights than %s: the judge "
+                    "is not used until they are refitted (python eval/fit_judge.py --write-calibration)",
                     path, VERIFIER_WEIGHTS)
-        entry.pop("verifier")
+        entry.pop("judge")
     return Tuning(model, MappingProxyType(entry))
 
 
@@ -120,7 +120,7 @@ def _verifier_sha() -> str:
 
 def write(model: str, key: str, value: Any, weights_sha256: str, path: Path | None = None) -> Path:
     """Store one fitted value (a number, or a dict of a part's values, merged into the part's
-    other values: the verifier's thresholds have two writers of their own keys) for `model`,
+    other values) for `model`,
     fitted for the weights `weights_sha256`; dated, written atomically. The one way values get
     into rag/calibration.json."""
     path = Path(path or SHIPPED)

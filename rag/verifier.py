@@ -1,24 +1,24 @@
-"""The verifier: reads the question and one candidate sentence together (a cross-encoder).
+"""The judge: reads the question and one candidate sentence together (a cross-encoder).
 
-The sentence scorer and the reader (rag.answer, rag.reader) compare the question with a
-sentence from vectors computed apart. The verifier runs EmbeddingGemma once over the two
-side by side ("task: question answering | query: …" then "title: none | text: …"), so
-every word of the question attends to every word of the sentence, and a linear head on
-the mean of the last layer gives the log-odds that the sentence states what is asked.
+The sentence scorer (rag.scorer) compares the question with a sentence from vectors
+computed apart. The judge runs EmbeddingGemma once over the two side by side ("task:
+question answering | query: …" then "title: none | text: …"), so every word of the
+question attends to every word of the sentence, and a linear head on the mean of the last
+layer gives the log-odds that the sentence states what is asked.
 
 Trained by eval/train_verifier.py: low-rank adapters (LoRA, rank 8) on the attention and
 feed-forward projections of the top 8 of the model's 24 layers, and the head, on pairs
 from xquad_ar, xquad.en (English questions over the Arabic paragraphs) and mlqa_ar_dev:
 the sentence that holds the gold answer against three other sentences of its paragraph.
 No Persian was seen in training. The adapters ship in rag/verifier.npz (1.3 MB); the
-base weights are the embedder's own, checked by their sha256.
+base weights are the embedder's own, checked by their sha256. (The module and file keep
+the name they had when it only verified; since the judge issue it decides every answer.)
 
-Used by rag.answer (Settings.verifier: auto, where it can judge; on, strict mode, for
-every answer): where the answerability model would answer, the verifier reads the
-scorer's best `top_k` candidates; they are ordered by score + weight × its log-odds, and
-when none reaches the threshold (rag/calibration.json, "verifier", fitted by
-eval/fit_verifier.py) the answer abstains: the sources speak of the question's subject
-but do not state what is asked.
+Used by rag.answer for every answer, in every language pair: it reads the scorer's best
+`top_k` candidates, the answer leads with its best one, and abstains when that one's
+log-odds are under the one threshold (rag/calibration.json, "judge", fitted by
+eval/fit_judge.py): the sources speak of the question's subject but do not state what is
+asked, or speak of something else.
 
 It runs through OpenVINO where that is installed (as the embedder does): the adapted
 model and its head are exported once, through ONNX, to
@@ -50,7 +50,7 @@ QUERY_PROMPT = "task: question answering | query: "
 TEXT_PROMPT = "title: none | text: "
 MAX_TOKENS = 128  # the pair, truncated in the sentence
 MAX_DRIFT = 0.35  # the OpenVINO export's log-odds against torch float32's, at most (the threshold is +0.70)
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: the pooled states are an output too (eval/fit_judge.py reads them)
 log = logging.getLogger(__name__)
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")  # the adapted projections of a layer's attention …
 FEED_FORWARD = ("gate_proj", "up_proj", "down_proj")  # … and of its feed-forward block
@@ -79,7 +79,7 @@ def read_weights(weights: Path, weights_sha: str) -> dict:
         raise VerifierError(f"the verifier's weights cannot be read ({weights}): {e!r}") from e
     if base != weights_sha:
         raise VerifierError(f"the verifier was trained on other base weights (sha256 {base[:12]}…, "
-                            f"the model here is {weights_sha[:12]}…): set RAG_VERIFIER=off or retrain it")
+                            f"the model here is {weights_sha[:12]}…): retrain it (eval/train_verifier.py) or reinstall")
     return w
 
 
@@ -113,18 +113,25 @@ class Verifier:
         with self.torch.inference_mode():
             return self.model(**enc).last_hidden_state.float()
 
-    def score(self, question: str, sentences: list[str], batch: int = 16) -> np.ndarray:
-        """Log-odds per sentence that it states the answer to `question`."""
-        out = np.zeros(len(sentences), np.float32)
-        for i in range(0, len(sentences), batch):
-            part = sentences[i:i + batch]
-            enc = self.tokenizer([QUERY_PROMPT + question] * len(part), [TEXT_PROMPT + s for s in part],
+    def pooled(self, pairs: list[tuple[str, str]], batch: int = 16) -> np.ndarray:
+        """The mean of the last layer per (question, sentence) pair: what the head reads
+        (eval/fit_judge.py fits the head on it)."""
+        out = np.zeros((len(pairs), self.head_w.shape[0]), np.float32)
+        for i in range(0, len(pairs), batch):
+            part = pairs[i:i + batch]
+            enc = self.tokenizer([QUERY_PROMPT + q for q, _ in part], [TEXT_PROMPT + s for _, s in part],
                                  truncation="only_second", max_length=MAX_TOKENS, padding=True, return_tensors="pt")
             h = _RUNNER.submit(self._forward, enc).result()
             mask = enc["attention_mask"].unsqueeze(-1).float()
-            pooled = (h * mask).sum(1) / mask.sum(1)
-            out[i:i + len(part)] = (pooled @ self.head_w + self.head_b).numpy()
+            out[i:i + len(part)] = ((h * mask).sum(1) / mask.sum(1)).numpy()
         return out
+
+    def score(self, question: str, sentences: list[str], batch: int = 16) -> np.ndarray:
+        """Log-odds per sentence that it states the answer to `question`."""
+        if not sentences:
+            return np.zeros(0, np.float32)
+        pooled = self.pooled([(question, s) for s in sentences], batch)
+        return (pooled @ self.head_w.numpy() + self.head_b).astype(np.float32)
 
 
 class OpenVINOVerifier:
@@ -142,20 +149,29 @@ class OpenVINOVerifier:
         self.tokenizer.no_padding()
         self.backend = f"openvino-int8-{precision}"
 
-    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The log-odds of a padded batch (run on _RUNNER's thread: one infer request)."""
-        return np.array(self.request.infer({"input_ids": ids, "attention_mask": mask})["logit"], np.float32).reshape(-1)
+    def _forward(self, ids: np.ndarray, mask: np.ndarray, output: str = "logit") -> np.ndarray:
+        """The log-odds (or pooled states) of a padded batch (run on _RUNNER's thread: one infer request)."""
+        return np.array(self.request.infer({"input_ids": ids, "attention_mask": mask})[output], np.float32)
+
+    def _run(self, pairs: list[tuple[str, str]], output: str, batch: int) -> list[np.ndarray]:
+        from rag.openvino_backend import pad
+
+        encs = self.tokenizer.encode_batch([(QUERY_PROMPT + q, TEXT_PROMPT + s) for q, s in pairs])
+        out = []
+        for i in range(0, len(encs), batch):
+            ids, mask = pad([e.ids for e in encs[i:i + batch]])
+            out.append(_RUNNER.submit(self._forward, ids, mask, output).result())
+        return out
+
+    def pooled(self, pairs: list[tuple[str, str]], batch: int = 16) -> np.ndarray:
+        """The mean of the last layer per (question, sentence) pair (see Verifier.pooled)."""
+        return np.concatenate(self._run(pairs, "pooled", batch)) if pairs else np.zeros((0, 768), np.float32)
 
     def score(self, question: str, sentences: list[str], batch: int = 16) -> np.ndarray:
         """Log-odds per sentence that it states the answer to `question`."""
-        from rag.openvino_backend import pad
-
-        out = np.zeros(len(sentences), np.float32)
-        encs = self.tokenizer.encode_batch([(QUERY_PROMPT + question, TEXT_PROMPT + s) for s in sentences])
-        for i in range(0, len(encs), batch):
-            ids, mask = pad([e.ids for e in encs[i:i + batch]])
-            out[i:i + len(ids)] = _RUNNER.submit(self._forward, ids, mask).result()
-        return out
+        if not sentences:
+            return np.zeros(0, np.float32)
+        return np.concatenate([x.reshape(-1) for x in self._run([(question, s) for s in sentences], "logit", batch)])
 
 
 def check_pairs() -> list[tuple[str, str]]:
@@ -198,7 +214,8 @@ def export_openvino(folder: Path, weights_sha: str, weights: Path = WEIGHTS, on_
         def forward(self, input_ids, attention_mask):
             h = self.model(input_ids=input_ids, attention_mask=ovb.attention_bias(attention_mask)).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(torch.float32)
-            return ((h * m).sum(1) / m.sum(1)) @ ref.head_w + ref.head_b
+            pooled = (h * m).sum(1) / m.sum(1)
+            return pooled @ ref.head_w + ref.head_b, pooled
 
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
         tmp = Path(tmp)
@@ -208,9 +225,10 @@ def export_openvino(folder: Path, weights_sha: str, weights: Path = WEIGHTS, on_
                                 padding=True, return_tensors="pt")
             with torch.no_grad():
                 torch.onnx.export(Whole().eval(), (enc["input_ids"], enc["attention_mask"]), str(tmp / "v.onnx"),
-                                  dynamo=False, input_names=["input_ids", "attention_mask"], output_names=["logit"],
+                                  dynamo=False, input_names=["input_ids", "attention_mask"], output_names=["logit", "pooled"],
                                   dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                                "attention_mask": {0: "batch", 1: "tokens"}, "logit": {0: "batch"}},
+                                                "attention_mask": {0: "batch", 1: "tokens"}, "logit": {0: "batch"},
+                                                "pooled": {0: "batch"}},
                                   opset_version=17)
             progress(stage, 1, 4)
             model = nncf.compress_weights(ov.convert_model(str(tmp / "v.onnx")), mode=nncf.CompressWeightsMode.INT8_ASYM)
@@ -279,28 +297,27 @@ def _exported(folder: Path, weights_sha: str, weights: Path, on_progress=None, r
 def prepare(settings, on_progress=None) -> str:
     """Make the verifier's OpenVINO export if it is missing or failed before (`rag model
     fetch`); one line on what answers will use."""
-    if settings.verifier == "off" or settings.model.startswith("hash-") or settings.backend == "torch":
-        return f"verifier: {'off' if settings.verifier == 'off' else 'torch'}"
+    if settings.model.startswith("hash-") or settings.backend == "torch":
+        return "judge: torch"
     from rag.models import ensure_model, weights_hash
 
     folder = ensure_model(settings.model, settings.models_dir)
     sha = weights_hash(folder)
     try:
         read_weights(WEIGHTS, sha)
-    except VerifierError as e:  # e.g. another model: answers go without it (strict mode says so)
-        return f"verifier: not for this model ({e})"
+    except VerifierError as e:  # e.g. another model: answers go without it
+        return f"judge: not for this model ({e})"
     target = _exported(folder, sha, WEIGHTS, on_progress, retry=True)
     if target is None:
-        return "verifier: torch (no OpenVINO export: see the warning above)"
+        return "judge: torch (no OpenVINO export: see the warning above)"
     check = json.loads((target / "check.json").read_text("utf-8"))
     drift = ", ".join(f"{p} {c['max_drift']}" for p, c in check["precisions"].items())
-    return f"verifier: OpenVINO export at {target} (largest log-odds drift from torch float32: {drift})"
+    return f"judge: OpenVINO export at {target} (largest log-odds drift from torch float32: {drift})"
 
 
 @functools.lru_cache(maxsize=2)
 def _load(model: str, models_dir: str, dtype: str, weights: str, backend: str = "auto") -> Verifier | OpenVINOVerifier:
-    """`dtype`: the setting (auto, float32, bfloat16), resolved per backend as the embedder's is
-    (rag.embedding.resolve_dtype: the OpenVINO export in bfloat16 only where the CPU has AMX)."""
+    """`dtype`: the setting (float32 or bfloat16), as the embedder's."""
     from rag.embedding import openvino_precision, resolve_dtype
     from rag.models import ensure_model, weights_hash
 
@@ -342,9 +359,9 @@ def load_verifier(settings) -> Verifier | OpenVINOVerifier | None:
     """The verifier for settings' model (loaded once per process: the OpenVINO export, made
     now if missing, unless settings.backend is torch; else torch), or None where it is off
     or the model is the tests' hash embedder.
-    Weights that are missing, unreadable or of other base weights raise VerifierError: strict
-    mode asked for never quietly answers as the default would."""
-    if settings.verifier == "off" or settings.model.startswith("hash-"):
+    Weights that are missing, unreadable or of other base weights raise VerifierError: answers
+    never quietly go without the judge that was fitted to decide them."""
+    if settings.model.startswith("hash-"):
         return None
     backend = "torch" if settings.backend == "torch" else "auto"
     with _LOAD_LOCK:  # threads asking at once load it once

@@ -187,12 +187,5 @@ def seed_project(seed_index_dir, tmp_path) -> Settings:
 @pytest.fixture(scope="session")
 def seed_engine(seed_index_dir) -> Engine:
     """A warm engine over the seed index (read-only: do not build or upload with it), with the
-    reader on whatever the CPU (its default, auto, reads only where bfloat16 is native)."""
-    return Engine(Settings(project_root=seed_index_dir, reader="on")).warm_up()
-
-
-@pytest.fixture(scope="session")
-def seed_engine_f32(seed_index_dir) -> Engine:
-    """The same in float32 on every CPU: for a near tie that bfloat16 arithmetic decides
-    differently on different CPUs (tests/test_integration.py, READER_MISSES)."""
-    return Engine(Settings(project_root=seed_index_dir, reader="on", dtype="float32")).warm_up()
+    default settings (float32 on every CPU: the same answers everywhere)."""
+    return Engine(Settings(project_root=seed_index_dir)).warm_up()

@@ -112,38 +112,36 @@ def test_select_skips_a_runner_up_that_repeats_a_chosen_sentence_in_other_words(
     hit = next(h for h in engine.ask("Putin Trump phone call Saturday").hits if idx.documents[h.passage.doc_id].source.endswith("twice.txt"))
     first, again, other = list(idx.passage_sentences(hit.index))
     scored = [(3.0, first, hit), (2.9, again, hit), (2.8, other, hit)]
-    settings = tiny_project.replace(sentence_margin=1.0, max_sentences=3)
+    settings = tiny_project.replace(max_sentences=3)
+    passed = {first, again, other}  # all three pass the judge's threshold
     monkeypatch.setattr(answer_mod, "REDUNDANT_COSINE", 1.01)  # only the word test can catch it
-    assert [j for _, j, _ in select(scored, idx, settings)] == [first, other]
+    assert [j for _, j, _ in select(scored, idx, settings, passed)] == [first, other]
     monkeypatch.setattr(answer_mod, "REDUNDANT_OVERLAP", 1.01)
-    assert [j for _, j, _ in select(scored, idx, settings)] == [first, again, other]
+    assert [j for _, j, _ in select(scored, idx, settings, passed)] == [first, again, other]
 
-def test_select_takes_close_runners_up_only(tiny_engine):
+def test_without_a_judge_select_takes_close_runners_up_only(tiny_engine):
     idx = tiny_engine.index
     s = tiny_engine.settings
     hit = tiny_engine.ask("پوتین ترامپ").hits[0]
     js = list(idx.passage_sentences(hit.index))
     assert len(js) >= 2
     scored = [(0.9, js[0], hit), (0.88, js[1], hit), (0.5, js[-1], hit)]
-    chosen = select(scored, idx, s.replace(sentence_margin=0.05))
+    chosen = select(scored, idx, s)  # within DEFAULT_MARGIN of the best
     assert [j for _, j, _ in chosen] == [js[0], js[1]]
-    assert len(select(scored, idx, s.replace(sentence_margin=0.05, max_sentences=1))) == 1
+    assert len(select(scored, idx, s.replace(max_sentences=1))) == 1
     # the same sentence twice is not repeated
     assert len(select([(0.9, js[0], hit), (0.9, js[0], hit)], idx, s)) == 1
     assert select([], idx, s) == []
 
 
-def test_select_after_the_verifier_takes_verified_runners_up_within_its_own_margin(tiny_engine):
+def test_after_the_judge_a_runner_up_must_pass_its_threshold_however_far_behind(tiny_engine):
     idx = tiny_engine.index
     s = tiny_engine.settings
     hit = tiny_engine.ask("پوتین ترامپ").hits[0]
     js = list(idx.passage_sentences(hit.index))
-    scored = [(20.0, js[0], hit), (14.0, js[1], hit)]  # the verifier's scale: far apart
-    # unbounded by default (the reader's margin does not apply), but only verified sentences follow
-    assert [j for _, j, _ in select(scored, idx, s.replace(sentence_margin=0.05), {js[0], js[1]})] == js[:2]
-    assert [j for _, j, _ in select(scored, idx, s, {js[0]})] == js[:1]
-    assert [j for _, j, _ in select(scored, idx, s.replace(verified_margin=5.0), {js[0], js[1]})] == js[:1]
-    assert [j for _, j, _ in select(scored, idx, s.replace(verified_margin=6.0), {js[0], js[1]})] == js[:2]
+    scored = [(20.0, js[0], hit), (14.0, js[1], hit)]  # the judge's log-odds: far apart, no margin applies
+    assert [j for _, j, _ in select(scored, idx, s, {js[0], js[1]})] == js[:2]
+    assert [j for _, j, _ in select(scored, idx, s, {js[0]})] == js[:1]  # the second one did not pass
 
 
 def test_a_question_that_names_its_sources_language_keeps_to_those_documents(tiny_engine):
@@ -182,7 +180,7 @@ def test_a_sentence_of_under_three_content_words_is_never_an_answer(tiny_project
         "نظر شما\nارسال نظر", "utf-8")
     engine = Engine(tiny_project, HashEmbedder(256))
     engine.build()
-    settings = tiny_project.replace(abstain_threshold=-100.0, answerability="off", reader="off")
+    settings = tiny_project.replace(abstain_threshold=-100.0)
     ans = engine.ask("ارسال نظر شما", settings=settings)
     assert ans.sentences and not any(s.strip() in ("نظر شما", "ارسال نظر") for s in ans.sentences), ans.sentences
     monkeypatch.setattr(scorer_mod, "MIN_ANSWER_WORDS", 0)  # the rule is what keeps them out

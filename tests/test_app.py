@@ -355,41 +355,30 @@ def test_off_topic_question_shows_the_abstention_and_closest_passages(seed_app):
 
 
 @pytest.mark.model
-def test_strict_mode_from_the_sidebar_abstains_on_a_near_miss(seed_app):
-    from ui import i18n
-
-    # Putin and Trump are in the (Persian) articles, how often they met is not; an English
-    # question over a Persian article, a pair the default verifier only vetoes far misses in
+def test_a_near_miss_abstains_and_no_strict_switch_is_left(seed_app):
+    # Putin and Trump are in the (Persian) articles, how often they met is not: the judge
+    # reads every answer, in every language pair, so an English question abstains by default
     question = "How many times have Putin and Trump met in person?"
-    assert "rag-abstain" not in ask(seed_app, question)[0]  # answered by default, with a citation
-    toggle = seed_app.sidebar.toggle(key="strict")
-    assert toggle.label == i18n.EN["strict_toggle"] and toggle.help == i18n.EN["strict_help"] and not toggle.value
-    toggle.set_value(True).run()
-    seed_app.sidebar.button(key="clear").click().run()  # each question asked first, not as a follow-up
     assert "rag-abstain" in ask(seed_app, question)[0]
+    assert not [t for t in seed_app.sidebar.toggle if t.key == "strict"]  # one decision, no mode to pick
     seed_app.sidebar.button(key="clear").click().run()
     html = ask(seed_app, "مدت تماس پوتین و ترامپ چقدر بود؟")  # a question the articles answer still is
     assert "rag-abstain" not in html[0] and any("۵۰ دقیقه" in h for h in html)
 
 
 @pytest.mark.model
-def test_a_verifier_that_cannot_run_says_so_and_keeps_the_chat(seed_app, tmp_path, monkeypatch):
+def test_a_judge_that_cannot_run_says_so_and_keeps_the_chat(seed_app, tmp_path, monkeypatch):
     from rag import verifier
     from ui import i18n
 
     broken = tmp_path / "verifier.npz"
     broken.write_bytes(b"not weights")
     monkeypatch.setattr(verifier, "WEIGHTS", broken)
-    seed_app.sidebar.toggle(key="strict").set_value(True).run()
     seed_app.chat_input[0].set_value("مدت تماس پوتین و ترامپ چقدر بود؟").run()
     assert not seed_app.exception
     shown = [e.value for e in seed_app.chat_message[-1].error]
-    assert len(shown) == 1 and shown[0].startswith(i18n.EN["strict_unavailable"].split(":")[0])
-    seed_app.sidebar.toggle(key="strict").set_value(False).run()  # off again: the default needs it too (fa>fa) …
-    seed_app.chat_input[0].set_value("مدت تماس پوتین و ترامپ چقدر بود؟").run()
-    shown = [e.value for e in seed_app.chat_message[-1].error]
     assert len(shown) == 1 and shown[0].startswith(i18n.EN["verifier_unavailable"].split(":")[0])
-    assert "RAG_VERIFIER=off" in shown[0]
+    assert "cannot be read" in shown[0]  # what is wrong, in the error
     monkeypatch.undo()  # … and with its weights back, the same chat answers as usual
     assert "۵۰ دقیقه" in " ".join(ask(seed_app, "مدت تماس پوتین و ترامپ چقدر بود؟"))
 

@@ -85,10 +85,10 @@ def test_expected_errors_are_one_line_without_traceback(project):
 
 
 @pytest.mark.parametrize("var, raw, message", [
-    ("RAG_VERIFIED_MARGIN", "abc", "error: RAG_VERIFIED_MARGIN must be a number, not 'abc'"),
+    ("RAG_ABSTAIN_THRESHOLD", "abc", "error: RAG_ABSTAIN_THRESHOLD must be a number, not 'abc'"),
     ("RAG_K", "five", "error: RAG_K must be a whole number, not 'five'"),
-    ("RAG_SENTENCE_MARGIN", "-1", "error: sentence_margin must be a number >= 0"),
-    ("RAG_VERIFIED_MARGIN", "nan", "error: verified_margin must be a number >= 0"),
+    ("RAG_K", "0", "error: k must be at least 1"),
+    ("RAG_DTYPE", "auto", "error: dtype auto was removed"),
 ])
 def test_a_bad_setting_in_the_environment_is_one_line_naming_it(project, monkeypatch, var, raw, message):
     monkeypatch.setenv(var, raw)

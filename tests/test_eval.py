@@ -670,7 +670,7 @@ def test_report_has_first_sentence_and_length_and_no_abstention_scores_without_u
     assert {"first", "chars"} <= set(header)
     row = next(line.split() for line in table.splitlines() if line.startswith("hybrid "))
     assert row[header.index("absF1")] == "—" and row[header.index("absP")] == "—"
-    assert "hybrid/fallback" in table and "RAG_READER=off RAG_ANSWERABILITY=off" in table
+    assert "hybrid/fallback" in table and "without the judge" in table
 
 
 def test_the_report_never_records_the_api_token(tiny_engine, tmp_path):

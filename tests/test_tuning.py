@@ -55,17 +55,17 @@ def test_values_fitted_for_other_weights_are_not_applied(tiny_engine, shipped_fi
     assert Index.load(s.index_dir, s).tuning.threshold == 0.5
 
 
-def test_the_verifiers_values_need_the_verifier_weights_they_were_fitted_with(shipped_file, caplog):
+def test_the_judges_values_need_the_judge_weights_they_were_fitted_with(shipped_file, caplog):
     data = json.loads(shipped_file.read_text("utf-8"))
-    data["hash-256"]["verifier"] = {"threshold": 0.7, "weights_sha256": "f" * 64}
+    data["hash-256"]["judge"] = {"threshold": 0.7, "weights_sha256": "f" * 64}
     shipped_file.write_text(json.dumps(data), "utf-8")
     with caplog.at_level("WARNING"):
-        assert "verifier" not in tuning.shipped("hash-256")
-    assert "other verifier weights" in caplog.text
-    data["hash-256"]["verifier"]["weights_sha256"] = tuning.file_sha256(tuning.VERIFIER_WEIGHTS)
+        assert "judge" not in tuning.shipped("hash-256")
+    assert "other judge weights" in caplog.text
+    data["hash-256"]["judge"]["weights_sha256"] = tuning.file_sha256(tuning.VERIFIER_WEIGHTS)
     shipped_file.write_text(json.dumps(data), "utf-8")
     tuning.shipped.cache_clear()
-    assert tuning.shipped("hash-256")["verifier"]["threshold"] == 0.7
+    assert tuning.shipped("hash-256")["judge"]["threshold"] == 0.7
 
 
 def test_the_shipped_values_name_the_weights_they_were_fitted_for():
@@ -73,19 +73,21 @@ def test_the_shipped_values_name_the_weights_they_were_fitted_for():
 
     t = tuning.shipped(EMBEDDINGGEMMA.name, EMBEDDINGGEMMA.sha256)
     assert t["weights_sha256"] == EMBEDDINGGEMMA.sha256
-    assert "verifier" in t and t["verifier"]["weights_sha256"] == tuning.file_sha256(tuning.VERIFIER_WEIGHTS)
+    assert "judge" in t and t["judge"]["weights_sha256"] == tuning.file_sha256(tuning.VERIFIER_WEIGHTS)
+    # what the judge replaced is gone: one decision
+    assert not {"answerability", "reader", "verifier", "sentence_margin"} & set(t.values)
 
 
 def test_write_merges_one_value_and_keeps_the_others(tmp_path):
     f = tmp_path / "calibration.json"
-    f.write_text(json.dumps({"m": {"threshold": 1.0, "verifier": {"threshold": 0.7, "veto_threshold": -1.0}},
+    f.write_text(json.dumps({"m": {"threshold": 1.0, "judge": {"threshold": 0.7, "top_k": 6}},
                              "other": {"threshold": 2.0}}), "utf-8")
-    tuning.write("m", "verifier", {"threshold": 0.9, "source": "fit_verifier"}, "a" * 64, f)
+    tuning.write("m", "judge", {"threshold": 0.9, "source": "fit_judge"}, "a" * 64, f)
     data = json.loads(f.read_text("utf-8"))
     assert data["other"] == {"threshold": 2.0}
     assert data["m"]["threshold"] == 1.0 and data["m"]["weights_sha256"] == "a" * 64
-    assert data["m"]["verifier"]["veto_threshold"] == -1.0  # fit_veto's value, kept
-    assert data["m"]["verifier"]["threshold"] == 0.9
+    assert data["m"]["judge"]["top_k"] == 6  # kept
+    assert data["m"]["judge"]["threshold"] == 0.9
 
 
 def test_a_tuning_is_frozen_and_replace_makes_another():

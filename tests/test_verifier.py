@@ -1,60 +1,47 @@
-"""The verifier (a cross-encoder) orders the best candidates and abstains when none states the fact: by
-default where it can judge (verifier=auto), in strict mode for every answer (verifier=on)."""
+"""The judge (rag/verifier.py, a cross-encoder) reads the scorer's best candidates: the answer leads
+with the one it reads as stating what is asked, and abstains when none reaches its one threshold."""
 
 import dataclasses
 import json
 import shutil
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from rag import verifier as vf
-from rag.answer import select, verifier_reads
+from rag.answer import judge_spec, select
 from rag.config import Settings
 from rag.models import ensure_model, weights_hash
 
 
-def test_the_setting_is_auto_on_or_off_and_auto_by_default():
-    assert Settings().verifier == "auto"
-    with pytest.raises(ValueError, match="verifier must be auto, on or off"):
-        Settings(verifier="strict")
-
-
-def test_by_default_it_reads_only_questions_on_their_own_words_in_its_pairs():
-    index = SimpleNamespace(tuning={"verifier": {"pairs": ["ar>ar", "fa>fa"]}})  # what verifier_reads looks at
-    auto = Settings(verifier="auto")
-    assert verifier_reads(index, auto, "fa>fa", own_words=True)
-    assert not verifier_reads(index, auto, "en>fa", own_words=True)  # a pair it was never trained or measured on
-    assert not verifier_reads(index, auto, "fa>fa", own_words=False)  # a follow-up read in context
-    assert not verifier_reads(SimpleNamespace(tuning={}), auto, "fa>fa", own_words=True)  # no pairs calibrated
-    assert verifier_reads(index, Settings(verifier="on"), "en>fa", own_words=False)
-    assert not verifier_reads(index, Settings(verifier="off"), "fa>fa", own_words=True)
-
-
-def test_no_verifier_for_a_model_it_was_not_trained_on(tiny_engine):
-    s = dataclasses.replace(tiny_engine.settings, verifier="on")  # the hash embedder of the tests
-    assert vf.load_verifier(s) is None
+def test_no_judge_for_a_model_it_was_not_trained_on(tiny_engine):
+    s = tiny_engine.settings  # the hash embedder of the tests
+    assert vf.load_verifier(s) is None and judge_spec(tiny_engine.index, s) is None
     ans = tiny_engine.ask("Geneva airport closed hours", settings=s)
-    assert ans.verified is None and not ans.abstained
+    assert not ans.abstained and ans.threshold == tiny_engine.index.abstain_threshold(s)  # the scorer's own
     t = ans.timings_ms
-    assert t["read"] == 0.0  # neither the verifier nor the reader read (no reader for the hash model either)
+    assert t["judge"] < 1.0  # the judge did not read
     assert t["retrieve"] > 0 and t["total"] > 0  # stages that ran took time …
-    stages = t["embed"] + t["retrieve"] + t["select"] + t["read"] + t["verify"]
+    stages = t["embed"] + t["retrieve"] + t["select"] + t["judge"]
     assert stages == pytest.approx(t["total"], abs=0.3)  # … and add up to the total (each rounded to 0.1 ms)
 
 
-def test_runners_up_must_be_verified(tiny_engine):
+def test_no_mode_switch_is_left():
+    for gone in ("verifier", "reader", "answerability", "sentence_margin", "verified_margin"):
+        assert gone not in {f.name for f in dataclasses.fields(Settings)}
+
+
+def test_runners_up_must_pass_the_judge(tiny_engine):
     index = tiny_engine.index
     h = next(h for h in tiny_engine.ask("Geneva airport closed hours").hits if len(index.passage_sentences(h.index)) >= 2)
     js = list(index.passage_sentences(h.index))
     scored = [(5.0, js[0], h), (-50.0, js[1], h)]
     s = dataclasses.replace(tiny_engine.settings, max_sentences=2)
-    # far below the best: left out by the scorer's margin, kept when the verifier passed it …
+    # far below the best: left out by the scorer's margin, kept when the judge passed it …
     assert [j for _, j, _ in select(scored, index, s)] == [js[0]]
-    assert [j for _, j, _ in select(scored, index, s, verified={js[0], js[1]})] == js[:2]
+    assert [j for _, j, _ in select(scored, index, s, {js[0], js[1]})] == js[:2]
     # … and never kept when it did not
-    assert [j for _, j, _ in select(scored, index, s, verified={js[0]})] == [js[0]]
+    assert [j for _, j, _ in select(scored, index, s, {js[0]})] == [js[0]]
 
 
 @pytest.mark.model
@@ -72,24 +59,24 @@ def test_weights_of_other_base_weights_are_a_clear_error(tmp_path):
 
 
 @pytest.mark.model
-def test_strict_mode_with_broken_weights_is_one_clear_line(seed_index_dir, tmp_path, monkeypatch, capsys):
+def test_broken_judge_weights_are_one_clear_line(seed_index_dir, tmp_path, monkeypatch, capsys):
     from rag import cli
 
     broken = tmp_path / "verifier.npz"
     broken.write_bytes(b"PK\x03\x04 cut short")
     monkeypatch.setattr(vf, "WEIGHTS", broken)
     monkeypatch.chdir(seed_index_dir)
-    assert cli.main(["ask", "--strict", "مدت تماس پوتین و ترامپ چقدر بود؟"]) == 2
+    assert cli.main(["ask", "مدت تماس پوتین و ترامپ چقدر بود؟"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the verifier's weights cannot be read") and "Traceback" not in err
-    monkeypatch.setattr(vf, "WEIGHTS", tmp_path / "gone.npz")  # missing: the same, never strict mode quietly off
-    assert cli.main(["ask", "--strict", "مدت تماس پوتین و ترامپ چقدر بود؟"]) == 2
+    monkeypatch.setattr(vf, "WEIGHTS", tmp_path / "gone.npz")  # missing: the same, never answered quietly without it
+    assert cli.main(["ask", "مدت تماس پوتین و ترامپ چقدر بود؟"]) == 2
     assert capsys.readouterr().err.startswith("error: the verifier's weights are missing")
 
 
 @pytest.mark.model
 def test_the_verifier_reads_question_and_sentence_together():
-    v = vf.load_verifier(Settings(verifier="on"))
+    v = vf.load_verifier(Settings())
     question = "مدت تماس تلفنی پوتین و ترامپ چقدر بود؟"
     logits = v.score(question, [
         "تماس تلفنی ولادیمیر پوتین و دونالد ترامپ حدود ۵۰ دقیقه طول کشید.",  # states it
@@ -100,49 +87,35 @@ def test_the_verifier_reads_question_and_sentence_together():
     assert logits[0] > 0 > logits[2]
 
 
-@pytest.mark.model
-def test_strict_mode_abstains_where_the_sources_only_share_the_subject(seed_engine):
-    strict = seed_engine.settings.replace(verifier="on")
-    near_miss = "كم يبلغ عدد سكان جنيف؟"  # Geneva is in the corpus (in Persian), its population is not
-    off = seed_engine.settings.replace(verifier="off")
-    assert not seed_engine.ask(near_miss, settings=off).abstained  # without it: answered, with a citation
-    ans = seed_engine.ask(near_miss, settings=strict)
-    assert ans.abstained and ans.verified < 0 and not ans.citations
-    clear = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", settings=strict)
-    assert not clear.abstained and clear.verified > 0
-    assert "۵۰ دقیقه" in clear.citations[0].text
+NEAR_MISSES = [  # the subject is in the seed corpus, what is asked is not
+    "كم يبلغ عدد سكان جنيف؟",  # Geneva's population (ar>fa)
+    "کاترین اشتون اهل کدام کشور است؟",  # Ashton's nationality (fa>fa)
+    "How many times have Putin and Trump met in person?",  # (en>fa)
+    "ما هي عاصمة عمان؟",  # the capital of Oman: its foreign minister is in the Arabic article (ar>ar)
+]
 
 
 @pytest.mark.model
-def test_by_default_it_abstains_on_a_near_miss_in_a_pair_it_knows(seed_engine):
-    near_miss = "کاترین اشتون اهل کدام کشور است؟"  # Ashton is in the Persian article, her nationality is not
-    assert not seed_engine.ask(near_miss, settings=seed_engine.settings.replace(verifier="off")).abstained
-    ans = seed_engine.ask(near_miss, settings=seed_engine.settings.replace(verifier="auto"))
-    assert ans.abstained and ans.verified < 0 and not ans.citations
-    clear = seed_engine.ask("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟", settings=seed_engine.settings.replace(verifier="auto"))
-    assert not clear.abstained and clear.verified > 0 and "۵۰ دقیقه" in clear.citations[0].text
-    # an English question over the Persian article: a pair it does not judge, where it may only veto
-    other = seed_engine.ask("How long did the phone call between Putin and Trump last?",
-                            settings=seed_engine.settings.replace(verifier="auto"))
-    assert other.pair == "en>fa" and not other.abstained and other.verified > 0  # above the veto threshold
-    assert "۵۰ دقیقه" in other.citations[0].text
+@pytest.mark.parametrize("question", NEAR_MISSES)
+def test_a_near_miss_abstains(seed_engine, question):
+    without = seed_engine.index.tuning.replace(judge=None)  # the sentence scorer alone answers it
+    assert not seed_engine.ask(question, tuning=without).abstained
+    ans = seed_engine.ask(question)
+    assert ans.abstained and ans.evidence < ans.threshold and not ans.citations, ans.text
 
 
 @pytest.mark.model
-def test_in_a_pair_it_does_not_judge_it_vetoes_only_a_far_miss(seed_engine):
-    auto = seed_engine.settings.replace(verifier="auto")
-    spec = seed_engine.index.tuning["verifier"]
-    far = seed_engine.ask("كم يبلغ عدد سكان جنيف؟", settings=auto)  # Arabic over the Persian article
-    assert far.pair == "ar>fa" and far.abstained and not far.citations
-    assert far.verified < 0  # its best log-odds are below the veto threshold, far below the judging one
-    assert spec["veto_threshold"] < spec["threshold"]
-    # the rule the report prints says so
-    from rag.answer import abstention_rule
-
-    assert f"{spec['veto_threshold']:+.2f}" in abstention_rule(seed_engine.index, auto)
-    # without a veto threshold in the tuning, the same answer is left to the reader, as before
-    without = seed_engine.index.tuning.replace(verifier={k: v for k, v in spec.items() if k != "veto_threshold"})
-    assert not seed_engine.ask("كم يبلغ عدد سكان جنيف؟", settings=auto, tuning=without).abstained
+def test_one_threshold_for_every_language_pair(seed_engine):
+    spec = seed_engine.index.tuning["judge"]
+    assert set(spec) >= {"threshold", "top_k", "weights_sha256"} and "pairs" not in spec
+    answers = [seed_engine.ask(q) for q in ("مدت تماس تلفنی پوتین و ترامپ چقدر بود؟",
+                                            "How long did the phone call between Putin and Trump last?",
+                                            "كم استغرقت المكالمة الهاتفية بين بوتين وترامب؟")]
+    assert [a.pair for a in answers] == ["fa>fa", "en>fa", "ar>fa"]
+    assert {a.threshold for a in answers} == {spec["threshold"]}
+    for a in answers:
+        assert not a.abstained and a.evidence >= a.threshold and "۵۰ دقیقه" in a.citations[0].text
+        assert a.timings_ms["judge"] > 0
 
 
 @pytest.mark.model

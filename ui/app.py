@@ -159,7 +159,6 @@ def sidebar(engine: Engine, index: Index, builds: Builds) -> tuple[int, str]:
         mode = st.radio(T("mode"), MODES, index=MODES.index(s.mode), horizontal=True, key="mode",
                         format_func=lambda m: T(f"mode_{m}"), help=T("mode_help"))
         date_filter(index)
-        st.toggle(T("strict_toggle"), value=s.verifier == "on", key="strict", help=T("strict_help"))
 
         st.header(T("sidebar_add"))
         for kind, key, fields in st.session_state.get("notices", []):  # the last upload's, until the next
@@ -200,11 +199,9 @@ def date_filter(index: Index) -> None:
 
 
 def answer_settings(settings: Settings) -> Settings:
-    """The settings of the next answer: the sidebar's date range and strict mode."""
+    """The settings of the next answer: the sidebar's date range."""
     since, until = st.session_state.get("date_filter", (None, None))
-    strict = st.session_state.get("strict", settings.verifier == "on")
-    reads = "on" if strict else ("off" if settings.verifier == "off" else "auto")  # the strict toggle off: the default
-    return dataclasses.replace(settings, since=since, until=until, verifier=reads)
+    return dataclasses.replace(settings, since=since, until=until)
 
 
 def start_build(builds: Builds, files: int = 0) -> Job:
@@ -346,9 +343,9 @@ def ask(engine: Engine, question: str, k: int, mode: str) -> None:
         with st.chat_message("assistant"):
             st.warning(T("question_invalid", error=e))
         return
-    except VerifierError as e:  # the verifier cannot run (its weights do not fit the model): say so, keep the chat
+    except VerifierError as e:  # the judge cannot run (its weights do not fit the model): say so, keep the chat
         with st.chat_message("assistant"):
-            st.error(T("strict_unavailable" if st.session_state.get("strict") else "verifier_unavailable", error=e))
+            st.error(T("verifier_unavailable", error=e))
         return
     exchanges.append(make_exchange(got, index, LANG))
     show_exchange(len(exchanges) - 1, exchanges[-1])

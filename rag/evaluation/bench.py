@@ -1,5 +1,5 @@
 """Helpers the scripts in eval/ share: the pooled dev sets, their question variants and
-candidates, cached query vectors and token states, tables, and writing fitted values.
+candidates, cached query vectors, tables, and writing fitted values.
 
 The pool: the contexts of xquad_ar, mlqa_ar_dev, persianqa and parsinlu_rc plus news
 distractors (fars_news, saudinewsnet), one index cached in --work (default
@@ -23,8 +23,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rag import answerability as ab
-from rag import reader as rd
 from rag import tuning
 from rag.answer import retrieve_for_answer, select
 from rag.build import build_index
@@ -38,7 +36,7 @@ from rag.metrics import best_threshold, containment
 from rag.models import load_embedder
 from rag.retrieval import retrieve
 from rag.scorer import DEFAULT_WEIGHTS, FEATURES, sentence_features
-from rag.text import sentences
+from rag.text import language_pair, sentences
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the project (the data sets are beside it: ../shared/data)
 
@@ -159,7 +157,7 @@ def collect(index, qs, qvecs, settings) -> list[Candidates]:
 def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float, max_sentences: int = 3):
     """Containment of the first sentence / whole answer per set, and each question's evidence."""
     w = np.array([weights.get(f, 0.0) for f in FEATURES], np.float32)
-    sel_settings = Settings(sentence_margin=margin, max_sentences=max_sentences)
+    sel_settings = Settings(max_sentences=max_sentences)
     first: dict[str, list] = {s: [] for s in SETS}
     whole: dict[str, list] = {s: [] for s in SETS}
     oracle: dict[str, list] = {s: [] for s in SETS}
@@ -178,7 +176,7 @@ def answer_metrics(index, cands: list[Candidates], weights: dict, margin: float,
         if c.q.impossible:
             continue
         scored = [(float(scores[i]), c.refs[i][0], c.refs[i][1]) for i in order]
-        chosen_j = {j for _, j, _ in select(scored, index, sel_settings)}
+        chosen_j = {j for _, j, _ in select(scored, index, sel_settings, margin=margin)}
         chosen = [i for i in order if c.refs[i][0] in chosen_j]
         first[c.q.set].append(bool(c.labels[order[0]]))
         whole[c.q.set].append(bool(c.labels[chosen].any()))
@@ -338,10 +336,10 @@ def scored_list(item: Item, weights: dict) -> list:
     return [(float(scores[i]), item.refs[i][0], item.refs[i][1]) for i in order]
 
 
-def features(index, item: Item, scored: list) -> tuple[np.ndarray, str]:
-    x = ab.question_features(index, item.hits, scored, item.qv, item.question, item.lang)
+def pair_of(index, item: Item, scored: list) -> str:
+    """The question's language > the language of its best candidate's document."""
     doc_lang = index.documents[scored[0][2].passage.doc_id].lang if scored else item.lang
-    return x, ab.language_pair(item.lang, doc_lang)
+    return language_pair(item.lang, doc_lang)
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -351,7 +349,7 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
 
 
 def pool_parser(doc: str, fit: bool = False) -> argparse.ArgumentParser:
-    """The arguments of the pool (fit_answerability.py, fit_reader.py, fit_verifier.py, bench_concise.py);
+    """The arguments of the pool (fit_judge.py, fit_scorer.py);
     with fit=True, --write-calibration too."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -383,77 +381,11 @@ def load_pool(args) -> tuple[Index, object, list[Item]]:
     return index, embedder, make_items(index, embedder, args.work, args.data, settings, getattr(args, "near", False))
 
 
-def training_set(index, items: list[Item], weights: dict) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Answerability features, labels (answerable) and language pairs of question variants."""
-    rows = [features(index, it, scored_list(it, weights)) for it in items]
-    return np.array([x for x, _ in rows]), np.array([float(it.answerable) for it in items]), [p for _, p in rows]
-
-# ---------------------------------------------------------------- the reader's token states
-READER_SETS = ["xquad_ar", "mlqa_ar", "persianqa", "parsinlu", "xquad_en"]
-SLICE = 512
-
-
-class TokenCache:
-    """Token states by text hash, saved in slices of SLICE texts (resumable)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.states: dict[str, np.ndarray] = {}
-        for f in sorted(folder.glob("*.npz")):
-            z = np.load(f)
-            vecs = z["vecs"]  # read once per slice file (each z[...] reads it from the archive again)
-            for key, start, end in zip(z["keys"].tolist(), z["starts"], z["ends"], strict=True):
-                self.states[key] = vecs[start:end]
-
-    @staticmethod
-    def key(kind: str, text: str) -> str:
-        return hashlib.sha1(f"{kind}\n{text}".encode()).hexdigest()
-
-    def fill(self, kind: str, texts: list[str], encode) -> None:
-        todo = sorted({t for t in texts if self.key(kind, t) not in self.states}, key=len, reverse=True)
-        for start in tqdm(range(0, len(todo), SLICE), desc=f"token states ({kind})", disable=not todo, file=sys.stderr):
-            part = todo[start:start + SLICE]
-            states = encode(part)
-            keys = [self.key(kind, t) for t in part]
-            ends = np.cumsum([len(s) for s in states])
-            vecs = np.concatenate(states).astype(np.float16)
-            np.savez(self.folder / f"{kind}-{keys[0][:12]}.npz", keys=np.array(keys),
-                     starts=np.concatenate([[0], ends[:-1]]), ends=ends, vecs=vecs)
-            for k, s in zip(keys, states, strict=True):
-                self.states[k] = s.astype(np.float16)
-
-    def get(self, kind: str, text: str) -> np.ndarray:
-        return self.states[self.key(kind, text)].astype(np.float32)
-
-
-def candidate_rows(index, items, cache: TokenCache) -> list[np.ndarray]:
-    """Per item, its candidates' rows of rd.ALL_FEATURES."""
-    out = []
-    for it in items:
-        q = cache.get("query", it.question)
-        extra = np.array([rd.maxsim(q, cache.get("document", index.sentence_text(j))) for j, _ in it.refs],
-                         np.float32).reshape(-1, len(rd.FEATURES))
-        out.append(np.hstack([it.feats, extra]))
-    return out
-
-
-def reader_pool(args) -> tuple[Index, list[Item], list[np.ndarray]]:
-    """The pooled index, its answerable questions whose article is in the corpus, and each
-    one's candidate rows with the reader's token features (token states cached in --work)."""
-    index, embedder, items = load_pool(args)
-    items = [it for it in items if it.answerable and it.in_corpus]
-    cache = TokenCache(args.work / f"reader-tokens-{args.model}")
-    cache.fill("query", [it.question for it in items], lambda t: embedder.embed_queries_with_tokens(t)[1])
-    cache.fill("document", [index.sentence_text(j) for it in items for j, _ in it.refs], embedder.document_tokens)
-    return index, items, candidate_rows(index, items, cache)
-
-
-def folds(items):
+def folds(items, sets=REPORTED):
     """(held-out set, train item numbers, test item numbers), leave one set out; xquad_ar and
-    xquad_en never train each other."""
-    for held in READER_SETS:
-        banned = {"xquad_ar", "xquad_en"} if held in ("xquad_ar", "xquad_en") else {held, "xquad_en"}
+    xquad_en (the same paragraphs) never train each other."""
+    for held in sets:
+        banned = {"xquad_ar", "xquad_en"} if held in ("xquad_ar", "xquad_en") else {held}
         yield held, [k for k, it in enumerate(items) if it.set not in banned], [k for k, it in enumerate(items) if it.set == held]
 
 # ---------------------------------------------------------------- dialogues
@@ -490,7 +422,7 @@ def answer_sentences(context: str, answers: list[dict]) -> tuple[list[str], set[
 
 def persian_half(data: Path, held_out: bool = True) -> set[int]:
     """The article numbers of PersianQA (pqa_test.json) that training with persian=True keeps out
-    (held_out) or uses (eval/train_verifier.py --persian, eval/fit_verifier.py --persian-half)."""
+    (held_out) or uses (eval/train_verifier.py --persian)."""
     n = len(json.loads((data / PERSIAN).read_text("utf-8"))["data"])
     return {a for a in range(n) if (a % 2 == 1) == held_out}
 

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from rag.answer import judge_spec
 from rag.config import MODES, Settings
 from rag.corpus import Document, load_project_corpus
 from rag.evaluation.cache import cache_dir, ensure_index
@@ -40,8 +41,8 @@ def add_eval_parser(sub) -> None:
     modes.add_argument("--mode", choices=MODES, help="the one mode to run (default: the configured mode, hybrid)")
     sp.add_argument("--limit", type=int, metavar="N", help="only the first N questions (the corpus stays whole)")
     sp.add_argument("--fallback", action="store_true",
-                    help="also run every mode with the reader and the answerability model off "
-                         "(RAG_READER=off RAG_ANSWERABILITY=off), side by side")
+                    help="also run every mode without the judge (the sentence scorer's best score against "
+                         "its own threshold), side by side")
     sp.add_argument("--calibrate", action="store_true",
                     help="choose the abstention threshold with the best abstention F1 on this set and store it with the index")
     sp.add_argument("--corpus", type=Path, help="corpus folder (with --gold --distractors; default corpus/)")
@@ -113,8 +114,7 @@ def cmd_eval(args) -> int:
     if args.calibrate:
         mode = engine.settings.mode
         cal = calibrate(evaluate(engine, items, (mode,), progress))
-        key = ("answerability_threshold" if "answerability" in engine.index.tuning and engine.settings.answerability == "on"
-               else "threshold")
+        key = "judge_threshold" if judge_spec(engine.index, engine.settings) is not None else "threshold"
         stored = store_calibration(engine.index, cal, Path(info["path"]).name, mode, key)
         info["calibration"] = stored
         print(f"calibrated abstention threshold {cal.threshold:.4f} ({mode}): abstention F1 {cal.scores.f1:.3f}, "
@@ -156,7 +156,7 @@ def _eval_dialogues(args, settings: Settings, progress: bool) -> int:
     records = run_dialogues(engine, dialogues, progress)
     out = args.out or _report_dir(engine.settings)
     info = {"kind": "dialogues", "path": str(args.dialogues), "dialogues": len(dialogues), "turns": len(records),
-            "model": engine.settings.model, "reader": engine.settings.reader}
+            "model": engine.settings.model}
     write_dialogue_report(records, out, info)
     if args.json:
         print(json.dumps(json.loads((out / "results.json").read_text("utf-8"))["metrics"], ensure_ascii=False, indent=1))

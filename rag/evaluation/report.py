@@ -28,8 +28,8 @@ LONG_NAMES = {
     "p50ms": "median ms", "p95ms": "p95 ms",
 }
 WORST = 10  # failures of each kind listed in report.md
-FALLBACK_NOTE = ("a mode marked /fallback runs with the reader and the answerability model off "
-                 "(RAG_READER=off RAG_ANSWERABILITY=off)")
+FALLBACK_NOTE = ("a mode marked /fallback runs without the judge: the sentence scorer's best score "
+                 "against its own threshold")
 
 
 def fmt_value(v, kind: str) -> str:
@@ -149,7 +149,7 @@ def report_markdown(run: EvalRun, index: Index | None = None, info: dict | None 
         lines.append(f"- distractors: `{info['distractors']}` ({info.get('n_distractors')} documents)")
     if info.get("calibration"):
         c = info["calibration"]
-        key = "threshold" if "threshold" in c else "answerability_threshold"
+        key = "threshold" if "threshold" in c else "judge_threshold"
         lines.append(f"- calibrated now on this set ({c['mode']}): {key.replace('_', ' ')} {c[key]:.4f}, "
                      f"abstention F1 {c['f1']:.3f}")
     lines += ["", "Retrieval, answer and citation metrics are over answerable questions; abstention over all.", ""]

@@ -135,14 +135,14 @@ class EvalRun:
         return [r for r in self.records if r.mode == mode]
 
 
-FALLBACK = "/fallback"  # a mode label's suffix: reader and answerability off (the scorer alone, as before 0.3)
+FALLBACK = "/fallback"  # a mode label's suffix: without the judge (the scorer's best score against its threshold)
 
 
 def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = True, fallback: bool = False) -> EvalRun:
     """Ask every question in every mode; per-question records and metrics per mode and language.
 
-    With fallback, every mode is also run with the reader and the answerability model off,
-    as the mode "<mode>/fallback", so that the two are compared on the same questions."""
+    With fallback, every mode is also run without the judge (the sentence scorer alone), as
+    the mode "<mode>/fallback", so that the two are compared on the same questions."""
     modes = tuple(modes)
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
@@ -157,7 +157,7 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
 
     if fallback:
         modes = tuple(x for m in modes for x in (m, m + FALLBACK))
-    off = engine.settings.replace(answerability="off", reader="off")
+    off = engine.index.tuning.replace(judge=None)
 
     records: list[Record] = []
     with tqdm(total=len(items) * len(modes), desc="eval", unit="q", disable=not progress, file=sys.stderr) as bar:
@@ -167,7 +167,7 @@ def evaluate(engine, items: list[GoldItem], modes=("hybrid",), progress: bool = 
                 t0 = time.perf_counter()
                 try:
                     ans = engine.ask(item.question, mode=mode.removesuffix(FALLBACK), k=K,
-                                     settings=off if mode.endswith(FALLBACK) else None)
+                                     tuning=off if mode.endswith(FALLBACK) else None)
                 except QuestionError as e:
                     raise GoldError(f"{item.origin}: {e}") from None
                 ms = (time.perf_counter() - t0) * 1000
@@ -191,8 +191,8 @@ def calibrate(run: EvalRun) -> Calibration:
 
 def store_calibration(index: Index, cal: Calibration, source: str, mode: str, key: str = "threshold") -> dict:
     """Save the threshold with the index (for its model) and return what was stored. `key`:
-    "threshold" (the sentence score's) or "answerability_threshold" (overrides every
-    language pair's threshold of the answerability model)."""
+    "threshold" (the sentence score's, where there is no judge) or "judge_threshold" (the
+    judge's log-odds)."""
     s = cal.scores
     values = cal.to_dict()
     values[key] = values.pop("threshold")
