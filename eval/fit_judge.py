@@ -44,10 +44,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rag.answer import retrieve_for_answer
+from rag.answer import JUDGE_FEATURES, retrieve_for_answer
 from rag.config import Settings
 from rag.evaluation import bench
 from rag.evaluation.bench import answer_sentences
+from rag.fitting import fit_standardised, standardised_to_dict
 from rag.runtime import cpu_flags_line
 from rag.scorer import sentence_features
 from rag.tuning import VERIFIER_WEIGHTS, file_sha256
@@ -160,8 +161,9 @@ def pool_items(args) -> list[dict]:
             labels = [bench.contains(index.sentence_text(j), answers) for _, j, _ in scored]
             if kind == "near" and any(labels):  # another paragraph also holds the answer: not a near-miss
                 continue
+            cos = index.sentence_vectors[[j for _, j, _ in scored]] @ qv if scored else np.zeros(1)
             rows.append({"set": name, "question": question, "kind": kind, "answerable": answerable and kind == "in",
-                         "pair": bench.pair_of(index, item, scored),
+                         "pair": bench.pair_of(index, item, scored), "max_cos": float(cos.max()),
                          "cands": [{"text": index.sentence_text(j), "label": bool(lab and answerable and kind == "in"),
                                     "score": s, "doc": h.passage.doc_id}
                                    for (s, j, h), lab in list(zip(scored, labels, strict=True))[:STORED]]})
@@ -202,11 +204,21 @@ def near_miss_table(sets: dict[str, list[dict]], states: States, threshold: floa
               f"{np.mean(best[ans] < today):.3f} / {np.mean(best[ans] < threshold):.3f} |")
 
 
-def decide(row: dict, X: np.ndarray, head, threshold: float, top_k: int) -> tuple[bool, bool, bool]:
-    """(abstained, first sentence holds the answer, the answer (first + one passed, same document) does)."""
+def layer_x(row: dict, X: np.ndarray, head, top_k: int) -> np.ndarray:
+    """JUDGE_FEATURES per candidate: the judge's log-odds, and the shortlist's best cosine."""
+    lg = X[:top_k] @ head[0] + head[1]
+    return np.stack([lg, np.full(len(lg), row["max_cos"], np.float32)], 1)
+
+
+def decide(row: dict, X: np.ndarray, head, threshold: float, top_k: int, layer=None) -> tuple[bool, bool, bool]:
+    """(abstained, first sentence holds the answer, the answer (first + one passed, same document) does);
+    `layer`: the decision's (mean, scale, coef, bias) over layer_x, else the judge's log-odds alone."""
     if not row["cands"]:
         return True, False, False
     lg = X[:top_k] @ head[0] + head[1]
+    if layer is not None:
+        mean, scale, coef, bias = layer
+        lg = ((layer_x(row, X, head, top_k) - mean) / scale) @ coef + bias
     if lg.max() < threshold:
         return True, False, False
     y = np.array([c["label"] for c in row["cands"][:top_k]])
@@ -252,6 +264,19 @@ def today(row: dict, X: np.ndarray, head, old: dict) -> tuple[bool, bool, bool]:
     ok = (lambda i: lg[i] >= old["threshold"]) if judging else (lambda i: s[i] >= s[order[0]] - old["margin"])
     second = [i for i in order[1:] if ok(i) and row["cands"][i]["doc"] == row["cands"][order[0]]["doc"]][:1]
     return False, bool(y[order[0]]), bool(y[[order[0], *second]].any())
+
+
+def fit_layer(rows: list[dict], Xs: list[np.ndarray], head, top_k: int, max_wrong: float, held: str | None = None):
+    """The decision fitted on every set but `held` (xquad_ar and xquad_en never fit each other): a
+    logistic layer over the best candidate's JUDGE_FEATURES (answerable question variants against
+    the others), and the threshold under which at most `max_wrong` of those answerable ones fall."""
+    banned = {"xquad_ar", "xquad_en"} if held in ("xquad_ar", "xquad_en") else {held}
+    keep = [(r, X) for r, X in zip(rows, Xs, strict=True) if r["set"] not in banned and r["cands"]]
+    best = np.stack([layer_x(r, X, head, top_k)[int(np.argmax(layer_x(r, X, head, top_k)[:, 0]))] for r, X in keep])
+    y = np.array([r["answerable"] for r, _ in keep], float)
+    layer = fit_standardised(best, y, C=1.0)
+    scores = ((best - layer[0]) / layer[1]) @ layer[2] + layer[3]
+    return layer, float(np.quantile(scores[y > 0], max_wrong))
 
 
 def loso_threshold(rows: list[dict], Xs: list[np.ndarray], head, held: str, top_k: int, max_wrong: float) -> float:
@@ -303,18 +328,32 @@ def main() -> int:
         summary[top_k] = pool_table(f"The judge reading the best {top_k} (thresholds per held-out set: "
                                     + ", ".join(f"{s} {t:+.2f}" for s, t in thresholds.items()) + ")", rows, results)
         chosen[top_k] = thresholds
+    for top_k in TOP_KS:
+        results, fitted = {}, {}
+        for held in bench.REPORTED:
+            layer, t = fit_layer(rows, Xs, head, top_k, args.max_wrong, held)
+            fitted[held] = (layer, t)
+            for k, (r, X) in enumerate(zip(rows, Xs, strict=True)):
+                if r["set"] == held:
+                    results[k] = decide(r, X, head, t, top_k, layer)
+        pool_table(f"The decision: the judge reading the best {top_k} and the shortlist's best cosine (log-odds "
+                   "coefficients per held-out set: " + ", ".join(f"{s} {lay[2][0]:.2f} / {lay[2][1]:.2f}"
+                                                                 for s, (lay, _) in fitted.items()) + ")", rows, results)
+    layer, threshold = fit_layer(rows, Xs, head, args.top_k, args.max_wrong)
+    threshold = round(threshold, 4)
     all_best = [float((X[:args.top_k] @ head[0] + head[1]).max()) for r, X in zip(rows, Xs, strict=True)
                 if r["answerable"] and r["cands"]]
-    threshold = round(float(np.quantile(all_best, args.max_wrong)), 4)
-    near_miss_table(near, states, threshold, head, old)
+    near_miss_table(near, states, round(float(np.quantile(all_best, args.max_wrong)), 4), head, old)
     if args.head:
         research_head(near, states, head)
-    print(f"\nthe threshold on every set (top_k {args.top_k}): {threshold:+.4f}")
+    print(f"\nthe decision fitted on every set (top_k {args.top_k}): coef {layer[2].round(3).tolist()}, "
+          f"threshold {threshold:+.4f}")
     if args.write_calibration:
-        path = bench.write_tuning(args.model, {"judge": {
+        path = bench.write_tuning(args.model, {"judge": standardised_to_dict(JUDGE_FEATURES, *layer) | {
             "threshold": threshold, "top_k": args.top_k, "weights_sha256": file_sha256(VERIFIER_WEIGHTS),
-            "source": (f"eval/fit_judge.py: the log-odds under which at most {args.max_wrong:.0%} of the answerable "
-                       f"questions abstain, over a pool of xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc (up to "
+            "source": (f"eval/fit_judge.py: a logistic layer over the judge's log-odds and the shortlist's best cosine "
+                       f"(answerable question variants against those out of corpus, near-misses and unanswerable), and "
+                       f"the log-odds under which at most {args.max_wrong:.0%} of the answerable questions abstain, over a pool of xquad_ar, mlqa_ar_dev, persianqa, parsinlu_rc (up to "
                        f"{args.max_contexts} contexts each, {args.distractors} news distractors per language) and "
                        f"xquad.en, {args.per_set} questions a set; the judge itself: eval/train_verifier.py")}})
         print(f"wrote {path}")

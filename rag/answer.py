@@ -21,6 +21,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.embedding import Embedder
+from rag.fitting import standardised_from_dict
 from rag.index import Index
 from rag.retrieval import Hit, retrieve
 from rag.scorer import DENSE_SCAN, score_sentences
@@ -74,7 +75,7 @@ class Answer:
     abstained: bool
     citations: list[Citation]
     hits: list[Hit]
-    evidence: float  # compared with the threshold: the judge's best log-odds (without a judge: the best sentence score)
+    evidence: float  # compared with the threshold: the decision's best log-odds (without a judge: the best sentence score)
     threshold: float | None
     lang: str
     mode: str
@@ -129,6 +130,29 @@ REDUNDANT_COSINE = 0.92  # a runner-up this close to a chosen sentence repeats i
 REDUNDANT_OVERLAP = 0.8  # … or when this share of the shorter one's words are in the other
 
 
+JUDGE_FEATURES = ("log_odds", "max_cos")  # what the decision reads: the judge's log-odds of a sentence, and
+                                         # the best cosine of any shortlisted sentence with the question
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The one decision: a standardised logistic layer over JUDGE_FEATURES (rag/calibration.json,
+    "judge", fitted by eval/fit_judge.py), whose log-odds an answer's sentence must reach."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    bias: float
+
+    def __call__(self, log_odds: np.ndarray, max_cos: float) -> np.ndarray:
+        x = np.stack([np.asarray(log_odds, np.float32), np.full(len(log_odds), max_cos, np.float32)], 1)
+        return ((x - self.mean) / self.scale) @ self.coef + self.bias
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Decision:
+        return cls(*standardised_from_dict(d, JUDGE_FEATURES, "refit it (python eval/fit_judge.py --write-calibration)"))
+
+
 def judge_spec(index: Index, settings: Settings) -> dict | None:
     """The judge's fitted values for this index's model (rag/calibration.json, "judge"), or None
     where there is none (another embedding model, the tests' hash embedder)."""
@@ -156,16 +180,19 @@ def judge_logits(judge, index: Index, question: str, sentences) -> np.ndarray:
     return judge.score(question, [index.sentence_text(j) for j in list(sentences)[:judge_top_k(index)]])
 
 
-def judge(judge_model, index: Index, scored: list[tuple[float, int, Hit]], question: str,
+def judge(judge_model, index: Index, scored: list[tuple[float, int, Hit]], question: str, q_vec: np.ndarray,
           threshold: float) -> tuple[list[tuple[float, int, Hit]], float, set[int]]:
-    """The scorer's best `top_k` candidates read by the judge: ordered by its log-odds (the
-    others are left out), its best log-odds, and the sentences that reach the threshold
-    (only they may follow the first)."""
+    """The scorer's best `top_k` candidates read by the judge, ordered by the decision's log-odds
+    (the judge's, with the best cosine of the shortlist with `q_vec`: the same for every
+    candidate, so the judge alone orders them; the others are left out), the best of them, and
+    the sentences that reach the threshold (only they may follow the first)."""
     logits = judge_logits(judge_model, index, question, [j for _, j, _ in scored])
+    max_cos = float((index.sentence_vectors[[j for _, j, _ in scored]] @ np.asarray(q_vec, np.float32)).max())
+    decided = index.tuning.part("judge", Decision.from_dict)(logits, max_cos)
     top = scored[: len(logits)]
-    order = np.argsort(-logits, kind="stable")
-    return ([(float(logits[i]), top[i][1], top[i][2]) for i in order], float(logits.max()),
-            {top[i][1] for i in range(len(top)) if logits[i] >= threshold})
+    order = np.argsort(-decided, kind="stable")
+    return ([(float(decided[i]), top[i][1], top[i][2]) for i in order], float(decided.max()),
+            {top[i][1] for i in range(len(top)) if decided[i] >= threshold})
 
 
 def select(scored: list[tuple[float, int, Hit]], index: Index, settings: Settings,
@@ -296,7 +323,8 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     passed = None
     if judge_model is not None:
         threshold = judge_threshold(index, settings)
-        scored, evidence, passed = judge(judge_model, index, scored, judge_as[0] if judge_as else question, threshold)
+        j_text, j_vec = judge_as if judge_as is not None else (question, q_vec)
+        scored, evidence, passed = judge(judge_model, index, scored, j_text, j_vec, threshold)
     else:  # no judge for this model: the scorer's best score against its own threshold
         evidence, threshold = (scored[0][0] if scored else float("-inf")), index.abstain_threshold(settings)
     abstained = not scored or (threshold is not None and evidence < threshold)
@@ -366,4 +394,4 @@ def abstention_rule(index: Index, settings: Settings) -> str:
     why = ("set explicitly" if settings.abstain_threshold is not None else
            "calibrated on this index by rag eval --calibrate" if index.tuning.judge_threshold is not None else "fitted")
     return (f"when the judge reads none of the scorer's best {judge_top_k(index)} sentences as stating the answer "
-            f"(log-odds below {t:+.2f}, {why})")
+            f"(the decision's log-odds, from the judge's and the shortlist's best cosine, below {t:+.2f}, {why})")

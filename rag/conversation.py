@@ -44,6 +44,7 @@ import numpy as np
 
 from rag.answer import (
     Answer,
+    Decision,
     answer,
     check_question,
     embed_questions,
@@ -158,7 +159,7 @@ def reply(index: Index, embedder: Embedder, question: str, previous: Context | N
     in_context = answer(index, embedder, question, settings, mode, k, embedded=own, prefer=previous.doc_ids,
                         only_preferred=True, search=(query, joined[0]), judge_as=(query, joined[0]),
                         lean=(before, lean_weight(index)))
-    verified = context_verified(index, settings, question, in_context)
+    verified = context_verified(index, settings, question, in_context, own[0])
     judgement = judge(index, embedder, own[0], alone, in_context, index.tuning.part("followup", FollowUpModel.from_dict) if model == "shipped" else model,
                       verified)
     if not previous.answer and not alone.abstained:
@@ -231,16 +232,20 @@ def fit_followup(X: np.ndarray, y: np.ndarray, C: float = 1.0) -> FollowUpModel:
     return FollowUpModel(*fit_standardised(X, y, C))
 
 
-def context_verified(index: Index, settings: Settings, question: str, in_context: Answer) -> float | None:
-    """The judge's best log-odds for the question's own words against the in-context
-    reading's best candidates, less the judge's threshold, clipped to ±VERIFIED_CLIP
+def context_verified(index: Index, settings: Settings, question: str, in_context: Answer,
+                     q_vec: np.ndarray | None = None) -> float | None:
+    """The decision's best log-odds for the question's own words (`q_vec`: its vector) against
+    the in-context reading's best candidates, less its threshold, clipped to ±VERIFIED_CLIP
     (-VERIFIED_CLIP when there is no candidate); None where there is no judge (the tests'
     hash model, another embedding model)."""
     if judge_spec(index, settings) is None:
         return None
-    if not in_context.candidates:
+    if not in_context.candidates or q_vec is None:
         return -VERIFIED_CLIP
-    best = float(judge_logits(load_verifier(settings), index, question, in_context.candidates).max())
+    js = list(in_context.candidates)
+    logits = judge_logits(load_verifier(settings), index, question, js)
+    max_cos = float((index.sentence_vectors[js] @ np.asarray(q_vec, np.float32)).max())
+    best = float(index.tuning.part("judge", Decision.from_dict)(logits, max_cos).max())
     return float(np.clip(best - judge_threshold(index, settings), -VERIFIED_CLIP, VERIFIED_CLIP))
 
 

@@ -184,8 +184,10 @@ def check_pairs() -> list[tuple[str, str]]:
 
 
 def export_dir(folder: Path, weights: Path = WEIGHTS) -> Path:
+    """Where the export of `weights` is kept: named by their sha256 and the export's format, so
+    that checkouts of different formats (or weights) never replace each other's."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-    return folder.parent / f"{folder.name}.verifier-{digest}.openvino-int8"
+    return folder.parent / f"{folder.name}.verifier-{digest}.openvino-int8-v{EXPORT_FORMAT}"
 
 
 def export_openvino(folder: Path, weights_sha: str, weights: Path = WEIGHTS, on_progress=None) -> dict:
