@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: run ask test lint bench install browser
+.PHONY: run ask test lint bench tune install browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -48,3 +48,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) eval/bench_retrieval.py
+
+# every fit of what decides an answer, in order, from ../shared/data (each caches its slow
+# stages in ~/.cache/rag/bench and resumes where it stopped; each prints its out-of-sample
+# table): the judge's decision, then what reads its answers (the lean, the follow-up model)
+tune: $(STAMP)
+	$(RAG) model fetch
+	$(RAG) index --quiet
+	$(PY) eval/fit_judge.py --top-k 4 --write-calibration
+	$(PY) eval/fit_lean.py --write-calibration
+	$(PY) eval/fit_followups.py --write-calibration

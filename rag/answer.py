@@ -289,8 +289,9 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     alone (see retrieve_for_answer);
     `search`: (text, vector) to retrieve passages with instead of the question's (a
     follow-up searches with the conversation, and reads the sentences with its own words);
-    `judge_as`: (text, vector) the judge reads the candidates with, instead of the question
-    (a follow-up read in context: "and then?" alone states nothing to judge);
+    `judge_as`: (text, vector) whose reading by the judge decides whether to abstain (a
+    follow-up read in context: "and then?" alone states nothing to judge); the candidates
+    are still ordered by the judge reading the question's own words;
     `lean`: (vector, weight): once the candidates are read, each one's score gets weight × its
     cosine with the vector (a follow-up read in context leans on the previous turn's search:
     "in which country?" after a question on Kerry's request is answered by the sentence that
@@ -323,8 +324,12 @@ def answer(index: Index, embedder: Embedder, question: str, settings: Settings,
     passed = None
     if judge_model is not None:
         threshold = judge_threshold(index, settings)
-        j_text, j_vec = judge_as if judge_as is not None else (question, q_vec)
-        scored, evidence, passed = judge(judge_model, index, scored, j_text, j_vec, threshold)
+        if judge_as is None:
+            scored, evidence, passed = judge(judge_model, index, scored, question, q_vec, threshold)
+        else:  # in context: whether to answer is judged on the question as understood (the joined
+            # text), which sentence leads on its own words (else the previous turn's answer leads again)
+            _, evidence, passed = judge(judge_model, index, scored, judge_as[0], judge_as[1], threshold)
+            scored, _, _ = judge(judge_model, index, scored, question, q_vec, threshold)
     else:  # no judge for this model: the scorer's best score against its own threshold
         evidence, threshold = (scored[0][0] if scored else float("-inf")), index.abstain_threshold(settings)
     abstained = not scored or (threshold is not None and evidence < threshold)
