@@ -76,17 +76,25 @@ def chromium(profile: Path, window_size: str = "1300,1400", lang: str = "en"):
     """A headless Debian chromium driven by Selenium, with its own profile folder, asking
     for pages in `lang` (navigator.language and the Accept-Language header)."""
     from selenium import webdriver
+    from selenium.common.exceptions import SessionNotCreatedException
     from selenium.webdriver.chrome.service import Service
 
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", f"--window-size={window_size}", f"--lang={lang}"):
-        opts.add_argument(arg)
-    opts.add_experimental_option("prefs", {"intl.accept_languages": lang})
-    # an explicit driver path: Selenium Manager never tries to download a browser or driver
-    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    for attempt in range(3):  # eight browsers starting at once on two cores: one may not come up in time
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = str(CHROMIUM)
+        data_dir = profile if attempt == 0 else profile.with_name(f"{profile.name}-retry{attempt}")  # no stale lock
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={data_dir}", f"--window-size={window_size}", f"--lang={lang}"):
+            opts.add_argument(arg)
+        opts.add_experimental_option("prefs", {"intl.accept_languages": lang})
+        try:
+            # an explicit driver path: Selenium Manager never tries to download a browser or driver
+            return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+        except SessionNotCreatedException:
+            if attempt == 2:
+                raise
+            time.sleep(2 * (attempt + 1))
 
 
 @pytest.fixture
