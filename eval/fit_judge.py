@@ -317,7 +317,6 @@ def main() -> int:
           f"{args.max_wrong:.0%} of the other sets' answerable questions abstained)")
     pool_table("Today's verifier and veto, replayed (without the answerability gate and the reader)",
                rows, {k: today(r, X, head, old) for k, (r, X) in enumerate(zip(rows, Xs, strict=True))})
-    summary, chosen = {}, {}
     for top_k in TOP_KS:
         results, thresholds = {}, {}
         for held in bench.REPORTED:
@@ -325,9 +324,8 @@ def main() -> int:
             for k, (r, X) in enumerate(zip(rows, Xs, strict=True)):
                 if r["set"] == held:
                     results[k] = decide(r, X, head, t, top_k)
-        summary[top_k] = pool_table(f"The judge reading the best {top_k} (thresholds per held-out set: "
+        pool_table(f"The judge reading the best {top_k} (thresholds per held-out set: "
                                     + ", ".join(f"{s} {t:+.2f}" for s, t in thresholds.items()) + ")", rows, results)
-        chosen[top_k] = thresholds
     for top_k in TOP_KS:
         results, fitted = {}, {}
         for held in bench.REPORTED:
